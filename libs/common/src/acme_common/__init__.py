@@ -1,0 +1,1 @@
+"""Shared building blocks of every acme gRPC service: settings, logging, server, channels."""

@@ -1,0 +1,100 @@
+"""Server bootstrap: a grpc.aio server with health, reflection, the standard interceptor and
+graceful shutdown on SIGTERM/SIGINT. A service's entry point hands it its servicers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from acme_common.interceptors import ServerInterceptor
+from acme_common.settings import ServerSettings
+
+log = logging.getLogger("acme.server")
+
+ServicerT = TypeVar("ServicerT")
+
+
+@dataclass(frozen=True)
+class Service:
+    """One gRPC service to host: its full proto name and how to add its servicer to a server."""
+
+    name: str
+    add_to_server: Callable[[grpc.aio.Server], None]
+
+    @classmethod
+    def of(
+        cls,
+        descriptor: ServiceDescriptor,
+        servicer: ServicerT,
+        add: Callable[[ServicerT, grpc.aio.Server], None],
+    ) -> Service:
+        """Describe a generated service: `Service.of(DESCRIPTOR.services_by_name[...], impl,
+        add_XServicer_to_server)`."""
+        return cls(descriptor.full_name, lambda server: add(servicer, server))
+
+
+class ServiceHost:
+    """A started-and-stopped grpc.aio server hosting services plus health and reflection."""
+
+    def __init__(self, settings: ServerSettings, services: Sequence[Service]) -> None:
+        self.settings = settings
+        self.services = services
+        # health.aio is grpcio-health-checking's documented asyncio servicer; grpc-stubs lacks it.
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        self.server = grpc.aio.server(
+            interceptors=[ServerInterceptor(settings.instance_name)],
+            maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
+        )
+        self.port = 0
+
+    async def start(self) -> int:
+        """Bind, start serving and mark every service SERVING; returns the bound port."""
+        names = [service.name for service in self.services]
+        for service in self.services:
+            service.add_to_server(self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        address = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
+        try:
+            self.port = self.server.add_insecure_port(address)
+        except RuntimeError as error:
+            raise SystemExit(f"cannot listen on {address}: {error}") from None
+        await self.server.start()
+        for name in ["", *names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "serving",
+            extra={"address": f"{self.settings.grpc_host}:{self.port}", "services": names},
+        )
+        return self.port
+
+    async def stop(self) -> None:
+        """Report NOT_SERVING, refuse new RPCs and give in-flight ones the grace period."""
+        grace = self.settings.grpc_grace_period
+        log.info("draining", extra={"grace_seconds": grace})
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        log.info("stopped")
+
+
+async def serve(settings: ServerSettings, services: Sequence[Service]) -> None:
+    """Host services until SIGTERM or SIGINT, then shut down gracefully."""
+    host = ServiceHost(settings, services)
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_requested.set)
+    await host.start()
+    await stop_requested.wait()
+    await host.stop()

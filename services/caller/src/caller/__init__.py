@@ -1,0 +1,1 @@
+"""The Caller service: introduces people by asking the Greeter service for greetings."""

@@ -1,0 +1,68 @@
+"""Entry point: `caller` or `python -m caller`; configured by environment variables."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import Field
+
+from acme.caller.v1 import caller_pb2, caller_pb2_grpc
+from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
+from acme_common.channels import create_channel
+from acme_common.logs import configure_logging
+from acme_common.server import Service, serve
+from acme_common.settings import ServerSettings, load_settings
+from caller.service import CallerService
+
+GREETER_SERVICE = greeter_pb2.DESCRIPTOR.services_by_name["GreeterService"]
+
+
+class CallerSettings(ServerSettings):
+    """Caller's configuration (ServerSettings plus where Greeter is and how to call it)."""
+
+    grpc_port: int = Field(default=50052, ge=0, le=65535, description="gRPC port.")
+    greeter_target: str = Field(
+        default="127.0.0.1:50051",
+        min_length=1,
+        description="gRPC target of Greeter, e.g. `dns:///greeter:50051` for every replica.",
+    )
+    greeter_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="Deadline (s) of a Greeter call when the caller set none.",
+    )
+    caller_max_names: int = Field(
+        default=100, ge=1, description="Most names one IntroduceAll takes."
+    )
+    caller_fanout_concurrency: int = Field(
+        default=16, ge=1, description="Most Greeter calls one IntroduceAll runs at once."
+    )
+
+
+async def run(settings: CallerSettings) -> None:
+    async with create_channel(
+        settings.greeter_target, retry_services=[GREETER_SERVICE.full_name]
+    ) as channel:
+        servicer = CallerService(
+            greeter_pb2_grpc.GreeterServiceStub(channel),
+            default_timeout=settings.greeter_timeout,
+            max_names=settings.caller_max_names,
+            fanout_concurrency=settings.caller_fanout_concurrency,
+        )
+        service = Service.of(
+            caller_pb2.DESCRIPTOR.services_by_name["CallerService"],
+            servicer,
+            caller_pb2_grpc.add_CallerServiceServicer_to_server,
+        )
+        await serve(settings, [service])
+
+
+def main() -> None:
+    settings = load_settings(CallerSettings)
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

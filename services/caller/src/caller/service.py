@@ -1,0 +1,78 @@
+"""gRPC wiring of Caller: every RPC asks Greeter, with a deadline, over one shared channel."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+
+from acme.caller.v1 import caller_pb2, caller_pb2_grpc
+from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
+from acme_common.channels import outgoing_timeout
+from acme_common.errors import FieldViolation, InvalidArgument
+from caller.downstream import translate_greeter_error
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class CallerService(caller_pb2_grpc.CallerServiceServicer):
+    """Implements acme.caller.v1.CallerService on top of a Greeter stub."""
+
+    def __init__(
+        self,
+        greeter: greeter_pb2_grpc.GreeterServiceAsyncStub,
+        default_timeout: float,
+        max_names: int,
+        fanout_concurrency: int,
+    ) -> None:
+        self.greeter = greeter
+        self.default_timeout = default_timeout
+        self.max_names = max_names
+        self.fanout_concurrency = fanout_concurrency
+
+    async def Introduce(
+        self, request: caller_pb2.IntroduceRequest, context: Context
+    ) -> caller_pb2.IntroduceResponse:
+        try:
+            reply = await self.greeter.SayHello(
+                greeter_pb2.SayHelloRequest(name=request.name, language=request.language),
+                timeout=outgoing_timeout(context, self.default_timeout),
+            )
+        except grpc.aio.AioRpcError as error:
+            raise translate_greeter_error(error) from error
+        return caller_pb2.IntroduceResponse(message=reply.message, greeter_instance=reply.served_by)
+
+    async def IntroduceAll(
+        self, request: caller_pb2.IntroduceAllRequest, context: Context
+    ) -> caller_pb2.IntroduceAllResponse:
+        count = len(request.names)
+        if not 1 <= count <= self.max_names:
+            raise InvalidArgument(
+                FieldViolation("names", f"must list 1 to {self.max_names} names, got {count}")
+            )
+        timeout = outgoing_timeout(context, self.default_timeout)
+        limit = asyncio.Semaphore(self.fanout_concurrency)
+
+        async def introduce(name: str) -> caller_pb2.Introduction:
+            async with limit:
+                try:
+                    reply = await self.greeter.SayHello(
+                        greeter_pb2.SayHelloRequest(name=name, language=request.language),
+                        timeout=timeout,
+                    )
+                except grpc.aio.AioRpcError as error:
+                    return caller_pb2.Introduction(
+                        name=name,
+                        error_code=error.code().name,
+                        error_message=error.details() or "",
+                    )
+            return caller_pb2.Introduction(
+                name=name, message=reply.message, greeter_instance=reply.served_by
+            )
+
+        introductions = await asyncio.gather(*(introduce(name) for name in request.names))
+        failed = sum(1 for item in introductions if item.error_code)
+        return caller_pb2.IntroduceAllResponse(
+            introductions=introductions, succeeded=count - failed, failed=failed
+        )

@@ -1,0 +1,1 @@
+"""The Greeter service: greetings for one name, many names, several languages, or a chat."""

@@ -1,0 +1,38 @@
+"""Entry point: `greeter` or `python -m greeter`; configured by environment variables."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import Field
+
+from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
+from acme_common.logs import configure_logging
+from acme_common.server import Service, serve
+from acme_common.settings import ServerSettings, load_settings
+from greeter.service import GreeterService
+
+
+class GreeterSettings(ServerSettings):
+    """Greeter's configuration (ServerSettings plus its own limits)."""
+
+    grpc_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port.")
+    greeter_max_stream_names: int = Field(
+        default=10_000, ge=1, description="Most names one streaming call may send."
+    )
+
+
+def main() -> None:
+    settings = load_settings(GreeterSettings)
+    configure_logging(settings.log_level, settings.log_format)
+    servicer = GreeterService(settings.instance_name, settings.greeter_max_stream_names)
+    service = Service.of(
+        greeter_pb2.DESCRIPTOR.services_by_name["GreeterService"],
+        servicer,
+        greeter_pb2_grpc.add_GreeterServiceServicer_to_server,
+    )
+    asyncio.run(serve(settings, [service]))
+
+
+if __name__ == "__main__":
+    main()

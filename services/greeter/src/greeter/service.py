@@ -1,0 +1,57 @@
+"""gRPC wiring of Greeter: translates messages to and from the greeting rules."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
+from acme_common.errors import ResourceExhausted
+from greeter import greetings
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class GreeterService(greeter_pb2_grpc.GreeterServiceServicer):
+    """Implements acme.greeter.v1.GreeterService."""
+
+    def __init__(self, instance: str, max_stream_names: int) -> None:
+        self.instance = instance
+        self.max_stream_names = max_stream_names
+
+    async def SayHello(
+        self, request: greeter_pb2.SayHelloRequest, context: Context
+    ) -> greeter_pb2.SayHelloResponse:
+        message = greetings.greet(request.name, request.language)
+        return greeter_pb2.SayHelloResponse(message=message, served_by=self.instance)
+
+    async def SayHelloLanguages(
+        self, request: greeter_pb2.SayHelloLanguagesRequest, context: Context
+    ) -> AsyncIterator[greeter_pb2.SayHelloLanguagesResponse]:
+        for language, message in greetings.greet_in_languages(request.name, request.languages):
+            yield greeter_pb2.SayHelloLanguagesResponse(language=language, message=message)
+
+    async def GreetMany(
+        self, request_iterator: AsyncIterator[greeter_pb2.GreetManyRequest], context: Context
+    ) -> greeter_pb2.GreetManyResponse:
+        names: list[str] = []
+        async for request in request_iterator:
+            self._check_stream_length(len(names))
+            names.append(greetings.validate_name(request.name, f"name (message {len(names) + 1})"))
+        message = greetings.greet_everyone(names)
+        return greeter_pb2.GreetManyResponse(message=message, count=len(names))
+
+    async def Chat(
+        self, request_iterator: AsyncIterator[greeter_pb2.ChatRequest], context: Context
+    ) -> AsyncIterator[greeter_pb2.ChatResponse]:
+        sequence = 0
+        async for request in request_iterator:
+            self._check_stream_length(sequence)
+            sequence += 1
+            yield greeter_pb2.ChatResponse(message=greetings.greet(request.name), sequence=sequence)
+
+    def _check_stream_length(self, received: int) -> None:
+        if received >= self.max_stream_names:
+            raise ResourceExhausted(f"a stream may carry at most {self.max_stream_names} names")

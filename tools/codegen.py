@@ -1,0 +1,119 @@
+"""Generate the acme-protos package from proto/: messages, gRPC stubs and their .pyi types.
+
+Usage: python tools/codegen.py [--check]
+
+The proto package path is the Python package path (acme.greeter.v1 -> acme/greeter/v1/), so
+protoc's absolute imports inside generated code resolve from anywhere without sys.path tricks.
+With --check nothing is written: the committed stubs are compared with a fresh generation and
+every file that differs is named; the exit code is 1 when anything differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTO_ROOT = ROOT / "proto"
+STUBS_ROOT = ROOT / "libs" / "protos" / "src"
+NAMESPACE = "acme"
+MARKER = "py.typed"
+
+
+def generate(out_dir: Path) -> None:
+    """Run protoc with the python, grpc_python, mypy and mypy_grpc plugins into out_dir."""
+    protos = sorted(p.relative_to(PROTO_ROOT).as_posix() for p in PROTO_ROOT.rglob("*.proto"))
+    if not protos:
+        sys.exit(f"codegen: no .proto files under {PROTO_ROOT}")
+    search_path = os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")])
+    mypy_plugin = shutil.which("protoc-gen-mypy", path=search_path)
+    mypy_grpc_plugin = shutil.which("protoc-gen-mypy_grpc", path=search_path)
+    if mypy_plugin is None or mypy_grpc_plugin is None:
+        sys.exit("codegen: mypy-protobuf plugins not found on PATH (install the dev group)")
+    well_known = resources.files("grpc_tools") / "_proto"
+    command = [
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"--proto_path={PROTO_ROOT}",
+        f"--proto_path={well_known}",
+        f"--plugin=protoc-gen-mypy={mypy_plugin}",
+        f"--plugin=protoc-gen-mypy_grpc={mypy_grpc_plugin}",
+        f"--python_out={out_dir}",
+        f"--grpc_python_out={out_dir}",
+        f"--mypy_out={out_dir}",
+        f"--mypy_grpc_out={out_dir}",
+        "--mypy_opt=quiet",
+        "--mypy_grpc_opt=quiet",
+        *protos,
+    ]
+    subprocess.run(command, check=True, cwd=PROTO_ROOT)  # noqa: S603 - fixed argv, no shell
+    package_root = out_dir / NAMESPACE
+    for directory in [package_root, *sorted(p for p in package_root.rglob("*") if p.is_dir())]:
+        (directory / "__init__.py").touch()
+    (package_root / MARKER).touch()
+
+
+def relative_files(root: Path) -> set[str]:
+    """Every generated file below root/NAMESPACE, relative to root, bytecode caches excluded."""
+    base = root / NAMESPACE
+    if not base.exists():
+        return set()
+    return {
+        p.relative_to(root).as_posix()
+        for p in base.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def differences(fresh: Path, committed: Path) -> list[str]:
+    """Files that are missing, stale or different in committed compared with fresh."""
+    fresh_files, committed_files = relative_files(fresh), relative_files(committed)
+    changed = [
+        name
+        for name in sorted(fresh_files & committed_files)
+        if not filecmp.cmp(fresh / name, committed / name, shallow=False)
+    ]
+    missing = [f"{name} (missing)" for name in sorted(fresh_files - committed_files)]
+    stale = [
+        f"{name} (stale: no proto generates it)" for name in sorted(committed_files - fresh_files)
+    ]
+    return changed + missing + stale
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--check", action="store_true", help="fail if the committed stubs differ from proto/"
+    )
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp)
+        generate(fresh)
+        diff = differences(fresh, STUBS_ROOT)
+        if args.check:
+            if diff:
+                print("codegen check FAILED: stubs differ from proto/; run `nox -s codegen`")
+                for name in diff:
+                    print(f"  libs/protos/src/{name}")
+                return 1
+            print("codegen check passed: stubs match proto/")
+            return 0
+        shutil.rmtree(STUBS_ROOT / NAMESPACE, ignore_errors=True)
+        shutil.copytree(fresh / NAMESPACE, STUBS_ROOT / NAMESPACE)
+        print(f"codegen: {len(diff)} file(s) changed under libs/protos/src/{NAMESPACE}")
+        for name in diff:
+            print(f"  {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
