@@ -60,7 +60,7 @@ apt_install() {  # apt_install PKG... -- installs only what is missing, apt-get 
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
     $SUDO chmod +x /usr/sbin/policy-rc.d; made_policy=1
   fi
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+  $SUDO env DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 apt-get install -y -qq "${missing[@]}" >/dev/null \
     || { [ "$made_policy" -eq 1 ] && $SUDO rm -f /usr/sbin/policy-rc.d; die "apt-get install ${missing[*]} failed"; }
   [ "$made_policy" -eq 1 ] && $SUDO rm -f /usr/sbin/policy-rc.d
   return 0

@@ -1,0 +1,51 @@
+"""How Greeter's failures are reported to Caller's clients."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from acme_common.errors import FieldViolation, InvalidArgument, field_violations
+from caller.downstream import translate_greeter_error
+
+
+def greeter_error(
+    code: grpc.StatusCode, details: str, trailing: grpc.aio.Metadata | None = None
+) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(
+        code, grpc.aio.Metadata(), trailing or grpc.aio.Metadata(), details, None
+    )
+
+
+@pytest.mark.parametrize(
+    ("greeter_code", "caller_code"),
+    [
+        (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.INVALID_ARGUMENT),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.DEADLINE_EXCEEDED),
+        (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE),
+        (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INTERNAL),
+        (grpc.StatusCode.INTERNAL, grpc.StatusCode.INTERNAL),
+        (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.INTERNAL),
+    ],
+)
+def test_status_mapping(greeter_code: grpc.StatusCode, caller_code: grpc.StatusCode) -> None:
+    translated = translate_greeter_error(greeter_error(greeter_code, "boom"))
+    assert translated.code == caller_code
+    assert translated.message
+
+
+def test_field_violations_survive_the_hop() -> None:
+    status = InvalidArgument(FieldViolation("name", "must not be empty")).to_status()
+    error = greeter_error(status.code, status.details, grpc.aio.Metadata(*status.trailing_metadata))
+    translated = translate_greeter_error(error)
+    assert isinstance(translated, InvalidArgument)
+    assert translated.violations == (FieldViolation("name", "must not be empty"),)
+    assert field_violations(None) == []
+
+
+def test_unavailable_message_names_greeter() -> None:
+    translated = translate_greeter_error(
+        greeter_error(grpc.StatusCode.UNAVAILABLE, "connection refused")
+    )
+    assert translated.message == "greeter is unavailable: connection refused"

@@ -1,0 +1,88 @@
+"""The greeting rules, without gRPC."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from acme_common.errors import InvalidArgument
+from greeter import greetings
+
+
+def test_greet_default_language() -> None:
+    assert greetings.greet("Ada") == "Hello, Ada!"
+
+
+def test_greet_strips_whitespace_and_honours_language() -> None:
+    assert greetings.greet("  Ada  ", "FR") == "Bonjour, Ada !"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("", "must not be empty"),
+        ("   ", "must not be empty"),
+        ("x" * 101, "at most 100 characters, got 101"),
+        ("Ada\x00", "control characters"),
+    ],
+)
+def test_invalid_names_are_rejected_with_a_reason(name: str, expected: str) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        greetings.greet(name)
+    assert raised.value.violations[0].field == "name"
+    assert expected in raised.value.violations[0].description
+
+
+def test_unsupported_language_lists_the_supported_ones() -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        greetings.greet("Ada", "xx")
+    assert raised.value.violations[0].field == "language"
+    assert "supported: de, en, es, fr, it, pt" in raised.value.message
+
+
+def test_greet_in_languages_keeps_order_and_defaults_to_all() -> None:
+    assert greetings.greet_in_languages("Ada", ["fr", "en"]) == [
+        ("fr", "Bonjour, Ada !"),
+        ("en", "Hello, Ada!"),
+    ]
+    assert [tag for tag, _ in greetings.greet_in_languages("Ada", [])] == sorted(
+        greetings.TEMPLATES
+    )
+
+
+def test_greet_in_languages_names_the_bad_index() -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        greetings.greet_in_languages("Ada", ["en", "klingon"])
+    assert raised.value.violations[0].field == "languages[1]"
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (["Ada"], "Hello, Ada!"),
+        (["Ada", "Alan"], "Hello, Ada and Alan!"),
+        (["Ada", "Alan", "Grace"], "Hello, Ada, Alan and Grace!"),
+    ],
+)
+def test_greet_everyone(names: list[str], expected: str) -> None:
+    assert greetings.greet_everyone(names) == expected
+
+
+def test_greet_everyone_needs_a_name() -> None:
+    with pytest.raises(InvalidArgument):
+        greetings.greet_everyone([])
+
+
+@given(st.text(max_size=300))
+def test_validate_name_accepts_exactly_the_valid_names(name: str) -> None:
+    cleaned = name.strip()
+    valid = 0 < len(cleaned) <= greetings.MAX_NAME_LENGTH and cleaned.isprintable()
+    if valid:
+        assert greetings.validate_name(name) == cleaned
+        assert greetings.greet(name) == f"Hello, {cleaned}!"
+    else:
+        with pytest.raises(InvalidArgument) as raised:
+            greetings.validate_name(name)
+        assert raised.value.code.name == "INVALID_ARGUMENT"
+        assert raised.value.message.startswith("name: ")

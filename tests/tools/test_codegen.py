@@ -1,0 +1,72 @@
+"""The codegen check passes on the committed stubs and fails, naming files, after a proto edit."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def copy_of_repo(tmp_path: Path) -> Path:
+    """The parts codegen reads and writes, copied so the real tree is never touched."""
+    shutil.copytree(ROOT / "proto", tmp_path / "proto")
+    shutil.copytree(ROOT / "libs" / "protos" / "src", tmp_path / "libs" / "protos" / "src")
+    (tmp_path / "tools").mkdir()
+    shutil.copy(ROOT / "tools" / "codegen.py", tmp_path / "tools" / "codegen.py")
+    return tmp_path
+
+
+def codegen(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(repo / "tools" / "codegen.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_check_passes_on_committed_stubs(tmp_path: Path) -> None:
+    result = codegen(copy_of_repo(tmp_path), "--check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "stubs match proto/" in result.stdout
+
+
+def test_check_fails_after_unregenerated_proto_edit_and_regeneration_fixes_it(
+    tmp_path: Path,
+) -> None:
+    repo = copy_of_repo(tmp_path)
+    proto = repo / "proto" / "acme" / "greeter" / "v1" / "greeter.proto"
+    proto.write_text(
+        proto.read_text().replace(
+            "  string served_by = 2;\n",
+            "  string served_by = 2;\n  // Added without regenerating.\n  int32 extra = 3;\n",
+        )
+    )
+    result = codegen(repo, "--check")
+    assert result.returncode == 1
+    assert "codegen check FAILED" in result.stdout
+    assert "acme/greeter/v1/greeter_pb2.py" in result.stdout
+    assert "acme/greeter/v1/greeter_pb2.pyi" in result.stdout
+    assert "caller_pb2.py" not in result.stdout
+
+    regenerated = codegen(repo)
+    assert regenerated.returncode == 0, regenerated.stderr
+    assert codegen(repo, "--check").returncode == 0
+
+
+def test_check_reports_stale_files(tmp_path: Path) -> None:
+    repo = copy_of_repo(tmp_path)
+    (repo / "libs" / "protos" / "src" / "acme" / "greeter" / "v1" / "old_pb2.py").write_text("")
+    result = codegen(repo, "--check")
+    assert result.returncode == 1
+    assert "old_pb2.py (stale" in result.stdout
+
+
+def test_generation_is_deterministic(tmp_path: Path) -> None:
+    repo = copy_of_repo(tmp_path)
+    assert codegen(repo).returncode == 0
+    assert "0 file(s) changed" in codegen(repo).stdout

@@ -1,0 +1,66 @@
+"""One function per CLI command: each makes its gRPC call and prints the replies."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+
+import grpc
+
+from acme.caller.v1 import caller_pb2, caller_pb2_grpc
+from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
+
+
+def introduce(channel: grpc.Channel, args: argparse.Namespace) -> None:
+    stub = caller_pb2_grpc.CallerServiceStub(channel)
+    reply = stub.Introduce(
+        caller_pb2.IntroduceRequest(name=args.name, language=args.language), timeout=args.timeout
+    )
+    print(f"{reply.message}  (greeter instance: {reply.greeter_instance})")
+
+
+def introduce_all(channel: grpc.Channel, args: argparse.Namespace) -> None:
+    stub = caller_pb2_grpc.CallerServiceStub(channel)
+    reply = stub.IntroduceAll(
+        caller_pb2.IntroduceAllRequest(names=args.names, language=args.language),
+        timeout=args.timeout,
+    )
+    for item in reply.introductions:
+        if item.error_code:
+            print(f"{item.name!r}: FAILED {item.error_code}: {item.error_message}")
+        else:
+            print(f"{item.message}  (greeter instance: {item.greeter_instance})")
+    print(f"succeeded: {reply.succeeded}, failed: {reply.failed}")
+
+
+def hello(channel: grpc.Channel, args: argparse.Namespace) -> None:
+    stub = greeter_pb2_grpc.GreeterServiceStub(channel)
+    reply = stub.SayHello(
+        greeter_pb2.SayHelloRequest(name=args.name, language=args.language), timeout=args.timeout
+    )
+    print(f"{reply.message}  (served by: {reply.served_by})")
+
+
+def languages(channel: grpc.Channel, args: argparse.Namespace) -> None:
+    stub = greeter_pb2_grpc.GreeterServiceStub(channel)
+    request = greeter_pb2.SayHelloLanguagesRequest(name=args.name, languages=args.languages)
+    for reply in stub.SayHelloLanguages(request, timeout=args.timeout):
+        print(f"[{reply.language}] {reply.message}")
+
+
+def greet_many(channel: grpc.Channel, args: argparse.Namespace) -> None:
+    stub = greeter_pb2_grpc.GreeterServiceStub(channel)
+    requests = (greeter_pb2.GreetManyRequest(name=name) for name in args.names)
+    reply = stub.GreetMany(requests, timeout=args.timeout)
+    print(f"{reply.message}  ({reply.count} names)")
+
+
+def chat(channel: grpc.Channel, args: argparse.Namespace) -> None:
+    stub = greeter_pb2_grpc.GreeterServiceStub(channel)
+
+    def requests() -> Iterator[greeter_pb2.ChatRequest]:
+        for name in args.names:
+            yield greeter_pb2.ChatRequest(name=name)
+
+    for reply in stub.Chat(requests(), timeout=args.timeout):
+        print(f"#{reply.sequence} {reply.message}")
