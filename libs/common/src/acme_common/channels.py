@@ -1,29 +1,42 @@
 """Client channels to other services: one long-lived grpc.aio channel per target, with a
-service config for client-side load balancing and retries, and deadline helpers."""
+service config (round_robin, retries of UNAVAILABLE, message limits), keepalive, TLS, a
+bearer token, request-id propagation and client metrics."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import grpc
+from grpc.aio import ClientCallDetails, Metadata
 
-_RETRYABLE_CODES = ["UNAVAILABLE"]
+from acme_common import metrics
+from acme_common.request_context import REQUEST_ID_HEADER, current_request_id
+from acme_common.security import AUTHORIZATION, BEARER, channel_credentials
+from acme_common.settings import ClientSettings
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
-def service_config(retry_services: list[str]) -> str:
-    """round_robin over every resolved address; idempotent services retried on UNAVAILABLE."""
+def service_config(retry_services: Sequence[str]) -> str:
+    """round_robin over every resolved address; calls to retry_services (idempotent ones)
+    retried on UNAVAILABLE with exponential backoff and wait_for_ready."""
     config: dict[str, Any] = {
         "loadBalancingConfig": [{"round_robin": {}}],
         "methodConfig": [
             {
                 "name": [{"service": name} for name in retry_services],
+                "waitForReady": True,
+                "maxRequestMessageBytes": MAX_MESSAGE_BYTES,
+                "maxResponseMessageBytes": MAX_MESSAGE_BYTES,
                 "retryPolicy": {
                     "maxAttempts": 4,
                     "initialBackoff": "0.05s",
                     "maxBackoff": "1s",
                     "backoffMultiplier": 2,
-                    "retryableStatusCodes": _RETRYABLE_CODES,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
                 },
             }
         ],
@@ -31,17 +44,94 @@ def service_config(retry_services: list[str]) -> str:
     return json.dumps(config)
 
 
-def create_channel(target: str, *, retry_services: list[str]) -> grpc.aio.Channel:
-    """An insecure grpc.aio channel to target (e.g. `dns:///greeter:50051`); keep one per
-    process and close it on shutdown."""
-    options = [
+if TYPE_CHECKING:  # grpc-stubs makes the interceptor generic; grpcio's class is not
+    _UnaryInterceptorBase = grpc.aio.UnaryUnaryClientInterceptor[Any, Any]
+else:
+    _UnaryInterceptorBase = grpc.aio.UnaryUnaryClientInterceptor
+
+
+class _OutgoingInterceptor(_UnaryInterceptorBase):
+    """Adds the bearer token and the current request id to every unary call and records
+    grpc_client_* metrics for it."""
+
+    def __init__(self, token: str | None) -> None:
+        self._authorization = None if token is None else f"{BEARER}{token}"
+        self._metrics: dict[str, tuple[Any, Any, Any]] = {}
+
+    def _bound(self, method: str) -> tuple[Any, Any, Any]:
+        bound = self._metrics.get(method)
+        if bound is None:
+            labels = metrics.method_labels(method, "unary")
+            bound = self._metrics[method] = (
+                metrics.CLIENT_STARTED.labels(*labels),
+                metrics.CLIENT_HANDLING_SECONDS.labels(*labels),
+                labels,
+            )
+        return bound
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[ClientCallDetails, Any], Any],
+        client_call_details: ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        metadata = Metadata(*(client_call_details.metadata or ()))
+        if self._authorization is not None:
+            metadata.add(AUTHORIZATION, self._authorization)
+        request_id = current_request_id.get()
+        if request_id is not None:
+            metadata.add(REQUEST_ID_HEADER, request_id)
+        details = ClientCallDetails(
+            client_call_details.method,
+            client_call_details.timeout,
+            metadata,
+            client_call_details.credentials,
+            client_call_details.wait_for_ready,
+        )
+        started_counter, latency, labels = self._bound(_method_name(details.method))
+        started_counter.inc()
+        started = time.perf_counter()
+        call = await continuation(details, request)
+        code = await call.code()
+        latency.observe(time.perf_counter() - started)
+        metrics.CLIENT_HANDLED.labels(*labels, code.name).inc()
+        return call
+
+
+def _method_name(method: object) -> str:
+    """grpc hands the method to client interceptors as bytes; grpc-stubs says str."""
+    return method.decode() if isinstance(method, bytes) else str(method)
+
+
+def create_channel(
+    settings: ClientSettings,
+    *,
+    retry_services: Sequence[str],
+    interceptors: Sequence[Any] = (),
+) -> grpc.aio.Channel:
+    """A grpc.aio channel to settings.target (e.g. `dns:///greeter:50051`); keep one per
+    process and close it on shutdown. `interceptors` come first (e.g. tracing)."""
+    options: list[tuple[str, Any]] = [
         ("grpc.service_config", service_config(retry_services)),
         ("grpc.enable_retries", 1),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        # Ping idle connections so proxies and NATs do not silently drop them.
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
     ]
-    return grpc.aio.insecure_channel(target, options=options)
+    if settings.tls_server_name:
+        options.append(("grpc.ssl_target_name_override", settings.tls_server_name))
+    token = None if settings.auth_token is None else settings.auth_token.get_secret_value()
+    chain = [*interceptors, _OutgoingInterceptor(token)]
+    credentials = channel_credentials(settings)
+    if credentials is None:
+        return grpc.aio.insecure_channel(settings.target, options=options, interceptors=chain)
+    return grpc.aio.secure_channel(
+        settings.target, credentials, options=options, interceptors=chain
+    )
 
 
 def outgoing_timeout(context: grpc.aio.ServicerContext[Any, Any], default: float) -> float:

@@ -14,9 +14,13 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.sdk.trace import TracerProvider
 
 from acme_common.interceptors import ServerInterceptor
+from acme_common.metrics import serve_metrics
+from acme_common.security import server_credentials
 from acme_common.settings import ServerSettings
+from acme_common.tracing import server_interceptors
 
 log = logging.getLogger("acme.server")
 
@@ -45,13 +49,22 @@ class Service:
 class ServiceHost:
     """A started-and-stopped grpc.aio server hosting services plus health and reflection."""
 
-    def __init__(self, settings: ServerSettings, services: Sequence[Service]) -> None:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        services: Sequence[Service],
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
         self.settings = settings
         self.services = services
         # health.aio is grpcio-health-checking's documented asyncio servicer; grpc-stubs lacks it.
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        interceptor = ServerInterceptor(
+            settings.instance_name, settings.auth_tokens, tracing=tracer_provider is not None
+        )
         self.server = grpc.aio.server(
-            interceptors=[ServerInterceptor(settings.instance_name)],
+            interceptors=[*server_interceptors(tracer_provider), interceptor],
+            options=server_options(settings),
             maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
         )
         self.port = 0
@@ -66,8 +79,12 @@ class ServiceHost:
             [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
         address = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
+        credentials = server_credentials(self.settings)
         try:
-            self.port = self.server.add_insecure_port(address)
+            if credentials is None:
+                self.port = self.server.add_insecure_port(address)
+            else:
+                self.port = self.server.add_secure_port(address, credentials)
         except RuntimeError as error:
             raise SystemExit(f"cannot listen on {address}: {error}") from None
         await self.server.start()
@@ -75,7 +92,13 @@ class ServiceHost:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "serving",
-            extra={"address": f"{self.settings.grpc_host}:{self.port}", "services": names},
+            extra={
+                "address": f"{self.settings.grpc_host}:{self.port}",
+                "services": names,
+                "tls": credentials is not None,
+                "mtls": self.settings.tls_client_ca_file is not None,
+                "auth": bool(self.settings.auth_tokens),
+            },
         )
         return self.port
 
@@ -88,9 +111,25 @@ class ServiceHost:
         log.info("stopped")
 
 
-async def serve(settings: ServerSettings, services: Sequence[Service]) -> None:
+def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
+    """Message size limits, and keepalive pings tolerated from clients such as channels.py's."""
+    return [
+        ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
+        ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 2),
+    ]
+
+
+async def serve(
+    settings: ServerSettings,
+    services: Sequence[Service],
+    tracer_provider: TracerProvider | None = None,
+) -> None:
     """Host services until SIGTERM or SIGINT, then shut down gracefully."""
-    host = ServiceHost(settings, services)
+    serve_metrics(settings.metrics_port, settings.grpc_host)
+    host = ServiceHost(settings, services, tracer_provider)
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

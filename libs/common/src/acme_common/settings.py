@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import socket
 import sys
-from typing import Literal, TypeVar
+from pathlib import Path
+from typing import Annotated, Literal, Self, TypeVar
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+Tokens = Annotated[tuple[SecretStr, ...], NoDecode]
+
+
+def split_tokens(value: object) -> object:
+    """`a,b` -> ("a", "b"): secrets are comma-separated in the environment."""
+    if isinstance(value, str):
+        return tuple(token.strip() for token in value.split(",") if token.strip())
+    return value
 
 
 class ServerSettings(BaseSettings):
@@ -25,6 +35,11 @@ class ServerSettings(BaseSettings):
     grpc_max_concurrent_rpcs: int | None = Field(
         default=None, ge=1, description="Cap on concurrent RPCs; more get RESOURCE_EXHAUSTED."
     )
+    grpc_max_message_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        description="Largest message received or sent; larger ones get RESOURCE_EXHAUSTED.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level that is logged."
     )
@@ -36,6 +51,65 @@ class ServerSettings(BaseSettings):
         min_length=1,
         description="Name of this replica in replies and logs (default: host name).",
     )
+    auth_tokens: Tokens = Field(
+        default=(),
+        description="Comma-separated bearer tokens accepted; empty = authentication off.",
+    )
+    tls_cert_file: Path | None = Field(default=None, description="Server certificate (PEM).")
+    tls_key_file: Path | None = Field(default=None, description="Server private key (PEM).")
+    tls_client_ca_file: Path | None = Field(
+        default=None, description="CA (PEM) that client certificates must chain to: mTLS."
+    )
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0 = off."
+    )
+    tracing_exporter: Literal["none", "console", "otlp"] = Field(
+        default="none", description="OpenTelemetry span exporter; otlp reads OTEL_EXPORTER_OTLP_*."
+    )
+
+    _split_tokens = field_validator("auth_tokens", mode="before")(split_tokens)
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("TLS_CERT_FILE and TLS_KEY_FILE must be set together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("TLS_CLIENT_CA_FILE (mTLS) needs TLS_CERT_FILE and TLS_KEY_FILE")
+        for path in (self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file):
+            if path is not None and not path.is_file():
+                raise ValueError(f"TLS file {path} does not exist")
+        return self
+
+
+class ClientSettings(BaseSettings):
+    """How to reach another service; subclass with `env_prefix` (e.g. GREETER_) per target."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    target: str = Field(min_length=1, description="gRPC target, e.g. dns:///greeter:50051.")
+    timeout: float = Field(
+        default=5.0, gt=0, le=300, description="Deadline (s) of a call when the caller set none."
+    )
+    auth_token: SecretStr | None = Field(default=None, description="Bearer token to present.")
+    tls_ca_file: Path | None = Field(
+        default=None, description="CA (PEM) to verify the server with; set = use TLS."
+    )
+    tls_cert_file: Path | None = Field(default=None, description="Client certificate for mTLS.")
+    tls_key_file: Path | None = Field(default=None, description="Client private key for mTLS.")
+    tls_server_name: str | None = Field(
+        default=None, description="Name expected in the server certificate, if not the target's."
+    )
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("TLS_CERT_FILE and TLS_KEY_FILE must be set together")
+        if self.tls_cert_file is not None and self.tls_ca_file is None:
+            raise ValueError("a client certificate (mTLS) needs TLS_CA_FILE too")
+        for path in (self.tls_ca_file, self.tls_cert_file, self.tls_key_file):
+            if path is not None and not path.is_file():
+                raise ValueError(f"TLS file {path} does not exist")
+        return self
 
 
 def load_settings(settings_type: type[SettingsT]) -> SettingsT:
@@ -43,9 +117,13 @@ def load_settings(settings_type: type[SettingsT]) -> SettingsT:
     try:
         return settings_type()
     except ValidationError as error:
+        prefix = str(settings_type.model_config.get("env_prefix") or "")
         lines = [f"invalid configuration for {settings_type.__name__}:"]
         for problem in error.errors():
-            variable = "_".join(str(part) for part in problem["loc"]).upper()
-            lines.append(f"  {variable}: {problem['msg']} (got {problem.get('input')!r})")
+            variable = prefix + "_".join(str(part) for part in problem["loc"]).upper()
+            secret = any(word in variable for word in ("TOKEN", "KEY"))
+            hidden = secret or problem["type"] == "missing" or not problem["loc"]
+            shown = "" if hidden else f" (got {problem.get('input')!r})"
+            lines.append(f"  {variable or prefix.rstrip('_')}: {problem['msg']}{shown}")
         print("\n".join(lines), file=sys.stderr)
         raise SystemExit(2) from None

@@ -5,33 +5,24 @@ from __future__ import annotations
 import asyncio
 
 from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_common.channels import create_channel
 from acme_common.logs import configure_logging
 from acme_common.server import Service, serve
-from acme_common.settings import ServerSettings, load_settings
+from acme_common.settings import ClientSettings, ServerSettings, load_settings
+from acme_common.tracing import client_interceptors, configure_tracing
 from caller.service import CallerService
 
 GREETER_SERVICE = greeter_pb2.DESCRIPTOR.services_by_name["GreeterService"]
 
 
 class CallerSettings(ServerSettings):
-    """Caller's configuration (ServerSettings plus where Greeter is and how to call it)."""
+    """Caller's own configuration (ServerSettings plus its limits)."""
 
     grpc_port: int = Field(default=50052, ge=0, le=65535, description="gRPC port.")
-    greeter_target: str = Field(
-        default="127.0.0.1:50051",
-        min_length=1,
-        description="gRPC target of Greeter, e.g. `dns:///greeter:50051` for every replica.",
-    )
-    greeter_timeout: float = Field(
-        default=5.0,
-        gt=0,
-        le=300,
-        description="Deadline (s) of a Greeter call when the caller set none.",
-    )
     caller_max_names: int = Field(
         default=100, ge=1, description="Most names one IntroduceAll takes."
     )
@@ -40,13 +31,28 @@ class CallerSettings(ServerSettings):
     )
 
 
-async def run(settings: CallerSettings) -> None:
+class GreeterClientSettings(ClientSettings):
+    """How Caller reaches Greeter: GREETER_TARGET, GREETER_TIMEOUT, GREETER_AUTH_TOKEN, ..."""
+
+    model_config = SettingsConfigDict(env_prefix="GREETER_", frozen=True, extra="ignore")
+
+    target: str = Field(
+        default="127.0.0.1:50051",
+        min_length=1,
+        description="gRPC target of Greeter, e.g. `dns:///greeter:50051` for every replica.",
+    )
+
+
+async def run(settings: CallerSettings, greeter: GreeterClientSettings) -> None:
+    tracer_provider = configure_tracing(settings.tracing_exporter, "caller")
     async with create_channel(
-        settings.greeter_target, retry_services=[GREETER_SERVICE.full_name]
+        greeter,
+        retry_services=[GREETER_SERVICE.full_name],
+        interceptors=client_interceptors(tracer_provider),
     ) as channel:
         servicer = CallerService(
             greeter_pb2_grpc.GreeterServiceStub(channel),
-            default_timeout=settings.greeter_timeout,
+            default_timeout=greeter.timeout,
             max_names=settings.caller_max_names,
             fanout_concurrency=settings.caller_fanout_concurrency,
         )
@@ -55,13 +61,14 @@ async def run(settings: CallerSettings) -> None:
             servicer,
             caller_pb2_grpc.add_CallerServiceServicer_to_server,
         )
-        await serve(settings, [service])
+        await serve(settings, [service], tracer_provider)
 
 
 def main() -> None:
     settings = load_settings(CallerSettings)
+    greeter = load_settings(GreeterClientSettings)
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(run(settings))
+    asyncio.run(run(settings, greeter))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_common.logs import configure_logging
 from acme_common.server import Service, serve
 from acme_common.settings import ServerSettings, load_settings
+from acme_common.tracing import configure_tracing
 from greeter.service import GreeterService
 
 
@@ -31,7 +32,7 @@ def main() -> None:
         servicer,
         greeter_pb2_grpc.add_GreeterServiceServicer_to_server,
     )
-    asyncio.run(serve(settings, [service]))
+    asyncio.run(serve(settings, [service], configure_tracing(settings.tracing_exporter, "greeter")))
 
 
 if __name__ == "__main__":

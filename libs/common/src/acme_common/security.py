@@ -1,0 +1,56 @@
+"""TLS/mTLS credentials from settings, and bearer-token checks in constant time."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+
+import grpc
+from pydantic import SecretStr
+
+from acme_common.settings import ClientSettings, ServerSettings
+
+AUTHORIZATION = "authorization"
+BEARER = "Bearer "
+
+
+def server_credentials(settings: ServerSettings) -> grpc.ServerCredentials | None:
+    """TLS credentials when a certificate is configured (mTLS with a client CA), else None."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    key_pair = (settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())
+    client_ca = settings.tls_client_ca_file
+    return grpc.ssl_server_credentials(
+        [key_pair],
+        root_certificates=None if client_ca is None else client_ca.read_bytes(),
+        require_client_auth=client_ca is not None,
+    )
+
+
+def channel_credentials(settings: ClientSettings) -> grpc.ChannelCredentials | None:
+    """TLS credentials (with a client certificate for mTLS) when a CA is configured, else None."""
+    if settings.tls_ca_file is None:
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=settings.tls_ca_file.read_bytes(),
+        private_key=None if settings.tls_key_file is None else settings.tls_key_file.read_bytes(),
+        certificate_chain=(
+            None if settings.tls_cert_file is None else settings.tls_cert_file.read_bytes()
+        ),
+    )
+
+
+class TokenChecker:
+    """Accepts `authorization: Bearer <token>` when token is one of the configured secrets."""
+
+    def __init__(self, tokens: Sequence[SecretStr]) -> None:
+        self._tokens = [token.get_secret_value().encode() for token in tokens]
+
+    def accepts(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> bool:
+        presented = next((value for key, value in metadata or () if key == AUTHORIZATION), None)
+        if not isinstance(presented, str) or not presented.startswith(BEARER):
+            return False
+        candidate = presented.removeprefix(BEARER).encode()
+        # Compare against every token, without stopping early, so timing reveals nothing.
+        matches = [hmac.compare_digest(candidate, token) for token in self._tokens]
+        return any(matches)
