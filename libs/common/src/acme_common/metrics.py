@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from prometheus_client import (
     Counter,
@@ -29,7 +30,9 @@ SERVER_HANDLING_SECONDS = Histogram(
     _LABELS,
     buckets=_BUCKETS,
 )
-SERVER_IN_FLIGHT = Gauge("grpc_server_in_flight", "RPCs being served now.", _LABELS)
+SERVER_IN_FLIGHT = Gauge(
+    "grpc_server_in_flight", "RPCs being served now.", _LABELS, multiprocess_mode="livesum"
+)
 SERVER_MSG_RECEIVED = Counter(
     "grpc_server_msg_received", "Stream messages received by the server.", _LABELS
 )
@@ -54,7 +57,8 @@ def method_labels(full_method: str, grpc_type: str) -> tuple[str, str, str]:
 
 
 def serve_metrics(port: int, host: str) -> None:
-    """Expose /metrics on host:port from a background thread (port 0 = disabled)."""
-    if port:
+    """Expose /metrics on host:port from a background thread (port 0 = disabled). Workers
+    under a supervisor (PROMETHEUS_MULTIPROC_DIR set) leave that to the supervisor."""
+    if port and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         start_http_server(port, addr=host)
         log.info("metrics", extra={"address": f"{host}:{port}", "path": "/metrics"})

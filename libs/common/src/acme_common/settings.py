@@ -32,6 +32,9 @@ class ServerSettings(BaseSettings):
     grpc_grace_period: float = Field(
         default=10.0, ge=0, le=300, description="Seconds in-flight RPCs get to finish on SIGTERM."
     )
+    grpc_workers: int = Field(
+        default=1, ge=1, le=64, description="Server processes sharing the port (SO_REUSEPORT)."
+    )
     grpc_max_concurrent_rpcs: int | None = Field(
         default=None, ge=1, description="Cap on concurrent RPCs; more get RESOURCE_EXHAUSTED."
     )
@@ -70,7 +73,9 @@ class ServerSettings(BaseSettings):
     _split_tokens = field_validator("auth_tokens", mode="before")(split_tokens)
 
     @model_validator(mode="after")
-    def _check_tls(self) -> Self:
+    def _check_combinations(self) -> Self:
+        if self.grpc_workers > 1 and self.grpc_port == 0:
+            raise ValueError("GRPC_WORKERS > 1 needs a fixed GRPC_PORT for the workers to share")
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("TLS_CERT_FILE and TLS_KEY_FILE must be set together")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
+from acme_common import workers
 from acme_common.channels import create_channel
 from acme_common.logs import configure_logging
 from acme_common.server import Service, serve
@@ -68,7 +67,7 @@ def main() -> None:
     settings = load_settings(CallerSettings)
     greeter = load_settings(GreeterClientSettings)
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(run(settings, greeter))
+    workers.run(settings, lambda: run(settings, greeter))
 
 
 if __name__ == "__main__":

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from pydantic import Field
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
+from acme_common import workers
 from acme_common.logs import configure_logging
 from acme_common.server import Service, serve
 from acme_common.settings import ServerSettings, load_settings
@@ -23,16 +22,20 @@ class GreeterSettings(ServerSettings):
     )
 
 
-def main() -> None:
-    settings = load_settings(GreeterSettings)
-    configure_logging(settings.log_level, settings.log_format)
+async def run(settings: GreeterSettings) -> None:
     servicer = GreeterService(settings.instance_name, settings.greeter_max_stream_names)
     service = Service.of(
         greeter_pb2.DESCRIPTOR.services_by_name["GreeterService"],
         servicer,
         greeter_pb2_grpc.add_GreeterServiceServicer_to_server,
     )
-    asyncio.run(serve(settings, [service], configure_tracing(settings.tracing_exporter, "greeter")))
+    await serve(settings, [service], configure_tracing(settings.tracing_exporter, "greeter"))
+
+
+def main() -> None:
+    settings = load_settings(GreeterSettings)
+    configure_logging(settings.log_level, settings.log_format)
+    workers.run(settings, lambda: run(settings))
 
 
 if __name__ == "__main__":
