@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import grpc
+from opentelemetry.sdk.trace import TracerProvider
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -42,25 +44,37 @@ class GreeterClientSettings(ClientSettings):
     )
 
 
-async def run(settings: CallerSettings, greeter: GreeterClientSettings) -> None:
-    tracer_provider = configure_tracing(settings.tracing_exporter, "caller")
-    async with create_channel(
+def greeter_channel(
+    greeter: GreeterClientSettings, tracer_provider: TracerProvider | None
+) -> grpc.aio.Channel:
+    """The one long-lived channel to Greeter (round_robin, retries, TLS, token, tracing)."""
+    return create_channel(
         greeter,
         retry_services=[GREETER_SERVICE.full_name],
         interceptors=client_interceptors(tracer_provider),
-    ) as channel:
-        servicer = CallerService(
-            greeter_pb2_grpc.GreeterServiceStub(channel),
-            default_timeout=greeter.timeout,
-            max_names=settings.caller_max_names,
-            fanout_concurrency=settings.caller_fanout_concurrency,
-        )
-        service = Service.of(
-            caller_pb2.DESCRIPTOR.services_by_name["CallerService"],
-            servicer,
-            caller_pb2_grpc.add_CallerServiceServicer_to_server,
-        )
-        await serve(settings, [service], tracer_provider)
+    )
+
+
+def build_service(
+    settings: CallerSettings, greeter: GreeterClientSettings, channel: grpc.aio.Channel
+) -> Service:
+    servicer = CallerService(
+        greeter_pb2_grpc.GreeterServiceStub(channel),
+        default_timeout=greeter.timeout,
+        max_names=settings.caller_max_names,
+        fanout_concurrency=settings.caller_fanout_concurrency,
+    )
+    return Service.of(
+        caller_pb2.DESCRIPTOR.services_by_name["CallerService"],
+        servicer,
+        caller_pb2_grpc.add_CallerServiceServicer_to_server,
+    )
+
+
+async def run(settings: CallerSettings, greeter: GreeterClientSettings) -> None:
+    tracer_provider = configure_tracing(settings.tracing_exporter, "caller")
+    async with greeter_channel(greeter, tracer_provider) as channel:
+        await serve(settings, [build_service(settings, greeter, channel)], tracer_provider)
 
 
 def main() -> None:

@@ -22,14 +22,18 @@ class GreeterSettings(ServerSettings):
     )
 
 
-async def run(settings: GreeterSettings) -> None:
+def build_service(settings: GreeterSettings) -> Service:
     servicer = GreeterService(settings.instance_name, settings.greeter_max_stream_names)
-    service = Service.of(
+    return Service.of(
         greeter_pb2.DESCRIPTOR.services_by_name["GreeterService"],
         servicer,
         greeter_pb2_grpc.add_GreeterServiceServicer_to_server,
     )
-    await serve(settings, [service], configure_tracing(settings.tracing_exporter, "greeter"))
+
+
+async def run(settings: GreeterSettings) -> None:
+    tracer_provider = configure_tracing(settings.tracing_exporter, "greeter")
+    await serve(settings, [build_service(settings)], tracer_provider)
 
 
 def main() -> None:
