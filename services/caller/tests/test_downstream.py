@@ -24,6 +24,7 @@ def greeter_error(
         (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.DEADLINE_EXCEEDED),
         (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE),
         (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE),
+        (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE),
         (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INTERNAL),
         (grpc.StatusCode.INTERNAL, grpc.StatusCode.INTERNAL),
         (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.INTERNAL),

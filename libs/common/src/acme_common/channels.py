@@ -22,13 +22,13 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 def service_config(retry_services: Sequence[str]) -> str:
     """round_robin over every resolved address; calls to retry_services (idempotent ones)
-    retried on UNAVAILABLE with exponential backoff and wait_for_ready."""
+    retried on UNAVAILABLE with exponential backoff. Not wait_for_ready: with every replica
+    down, a call should fail fast with UNAVAILABLE rather than sit out its whole deadline."""
     config: dict[str, Any] = {
         "loadBalancingConfig": [{"round_robin": {}}],
         "methodConfig": [
             {
                 "name": [{"service": name} for name in retry_services],
-                "waitForReady": True,
                 "maxRequestMessageBytes": MAX_MESSAGE_BYTES,
                 "maxResponseMessageBytes": MAX_MESSAGE_BYTES,
                 "retryPolicy": {

@@ -1,0 +1,1 @@
+"""Integration tests: the real services as OS processes on loopback ports."""

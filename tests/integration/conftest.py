@@ -1,0 +1,418 @@
+"""Integration fixtures: the real greeter and caller as OS processes on loopback ports.
+
+`ServiceProcess` starts `python -m <service>` with its configuration in environment variables,
+captures its stderr (the JSON log) in a file, waits for grpc.health.v1 to report SERVING and
+stops it with a signal. The greeter+caller pair is shared by the whole session; tests that stop,
+kill or misconfigure a process get their own through the `services` factory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from acme.caller.v1 import caller_pb2_grpc
+from acme.greeter.v1 import greeter_pb2_grpc
+from acme_common import health_probe
+
+HOST = "127.0.0.1"
+GREETER_INSTANCE = "greeter-it-1"
+CALLER_INSTANCE = "caller-it-1"
+GREETER_SERVICE = "acme.greeter.v1.GreeterService"
+CALLER_SERVICE = "acme.caller.v1.CallerService"
+
+START_TIMEOUT = 20.0  # seconds a process gets to report SERVING
+STOP_TIMEOUT = 20.0  # seconds a process gets to exit after a signal
+RPC_TIMEOUT = 5.0  # client deadline of every RPC that is expected to succeed
+
+# Options of every client channel the tests open: never route loopback through a proxy.
+# grpc.aio.EOF marks the end of a stream read with read(); grpc-stubs does not declare it.
+EOF: object = grpc.aio.EOF  # type: ignore[attr-defined]
+
+CHANNEL_OPTIONS: list[tuple[str, Any]] = [("grpc.enable_http_proxy", 0)]
+
+# Variables the services read (pydantic-settings matches them case-insensitively) and proxy
+# settings: removed from the inherited environment so the developer's shell cannot leak in.
+_SCRUBBED_VARIABLES = frozenset(
+    {
+        "GRPC_HOST",
+        "GRPC_PORT",
+        "GRPC_GRACE_PERIOD",
+        "GRPC_WORKERS",
+        "GRPC_MAX_CONCURRENT_RPCS",
+        "GRPC_MAX_MESSAGE_BYTES",
+        "LOG_LEVEL",
+        "LOG_FORMAT",
+        "INSTANCE_NAME",
+        "METRICS_PORT",
+        "TRACING_EXPORTER",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "GRPC_PROXY",
+    }
+)
+_SCRUBBED_PREFIXES = ("GREETER_", "CALLER_", "AUTH_", "TLS_", "OTEL_")
+
+_handed_out_ports: set[int] = set()
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now, never handed out twice per session."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((HOST, 0))
+            port: int = probe.getsockname()[1]
+        if port not in _handed_out_ports:
+            _handed_out_ports.add(port)
+            return port
+    raise RuntimeError("no free loopback port found")
+
+
+def _child_environment(overrides: Mapping[str, str]) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key.upper() not in _SCRUBBED_VARIABLES and not key.upper().startswith(_SCRUBBED_PREFIXES)
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(overrides)
+    return env
+
+
+class ServiceProcess:
+    """One service run as `python -m <module>` with stderr captured to log_path."""
+
+    def __init__(self, module: str, log_path: Path, env: Mapping[str, str] | None = None) -> None:
+        self.module = module
+        self.log_path = log_path
+        self.port = free_port()
+        self.env: dict[str, str] = {
+            "GRPC_HOST": HOST,
+            "GRPC_PORT": str(self.port),
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "INFO",
+            **(env or {}),
+        }
+        self._process: subprocess.Popen[bytes] | None = None
+        self.signalled = False  # a stop signal was sent: never send a second one
+
+    def __repr__(self) -> str:
+        pid = self._process.pid if self._process else None
+        return f"ServiceProcess({self.module!r}, address={self.address!r}, pid={pid})"
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        if self._process is None:
+            raise RuntimeError(f"{self.module} was not started")
+        return self._process
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code, or None while the process runs."""
+        return self.process.poll()
+
+    def start(self) -> ServiceProcess:
+        with self.log_path.open("wb") as log:  # the child keeps its own descriptor
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", self.module],
+                env=_child_environment(self.env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        return self
+
+    def log_text(self) -> str:
+        """Everything the process wrote to stderr so far."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """The JSON log records written so far (non-JSON lines, e.g. from grpc core, skipped)."""
+        records: list[dict[str, Any]] = []
+        for line in self.log_text().splitlines():
+            if not line.startswith("{"):
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line still being written
+            if isinstance(record, dict):
+                records.append(record)
+        return records
+
+    def log_messages(self) -> list[str]:
+        return [str(record.get("message")) for record in self.log_records()]
+
+    def wait_healthy(self, timeout: float = START_TIMEOUT) -> ServiceProcess:
+        """Block until grpc.health.v1 reports the whole server SERVING; fail with the log if the
+        process exits first or does not get there within timeout seconds."""
+        deadline = time.monotonic() + timeout
+        status = "not checked"
+        while True:
+            code = self.process.poll()
+            if code is not None:
+                pytest.fail(
+                    f"{self.module} exited with code {code} before it was SERVING; "
+                    f"stderr:\n{self.log_text()}"
+                )
+            status = health_probe.check(self.address, "", timeout=1.0)
+            if status == "SERVING":
+                return self
+            if time.monotonic() >= deadline:
+                self.kill()
+                pytest.fail(
+                    f"{self.module} at {self.address} not SERVING after {timeout:.0f} s "
+                    f"(last health status: {status}); stderr:\n{self.log_text()}"
+                )
+            time.sleep(0.1)
+
+    def send_signal(self, signum: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.signalled = True
+            self.process.send_signal(signum)
+
+    def wait_exit(self, timeout: float = STOP_TIMEOUT) -> int:
+        """The exit code; the process is killed and the test failed after timeout seconds."""
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(
+                f"{self.module} did not exit within {timeout:.0f} s; stderr:\n{self.log_text()}"
+            )
+
+    async def wait_exit_async(self, within: float = STOP_TIMEOUT) -> int:
+        """wait_exit without blocking the event loop (for tests with calls in flight)."""
+        deadline = time.monotonic() + within
+        while (code := self.process.poll()) is None:
+            if time.monotonic() >= deadline:
+                self.kill()
+                pytest.fail(
+                    f"{self.module} did not exit within {within:.0f} s; stderr:\n{self.log_text()}"
+                )
+            await asyncio.sleep(0.05)
+        return code
+
+    def terminate(self, signum: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> int:
+        """Send signum and wait for the exit code."""
+        self.send_signal(signum)
+        return self.wait_exit(timeout)
+
+    def kill(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(STOP_TIMEOUT)
+
+    async def wait_for_log(self, message: str, within: float = 10.0) -> dict[str, Any]:
+        """The first log record with this message, waiting up to `within` seconds for it."""
+        return await self.wait_for_record(within, message=message)
+
+    async def wait_for_record(self, within: float = 10.0, **fields: object) -> dict[str, Any]:
+        """The first log record having all these field values, waiting up to `within` s."""
+        deadline = time.monotonic() + within
+        while True:
+            for record in self.log_records():
+                if all(record.get(key) == value for key, value in fields.items()):
+                    return record
+            if time.monotonic() >= deadline:
+                pytest.fail(
+                    f"{self.module} logged no record with {fields} within {within:.0f} s; "
+                    f"stderr:\n{self.log_text()}"
+                )
+            await asyncio.sleep(0.05)
+
+
+class ServiceFactory:
+    """Starts processes for one test and stops the ones still running at teardown."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.started: list[ServiceProcess] = []
+
+    def start(
+        self,
+        module: str,
+        env: Mapping[str, str] | None = None,
+        *,
+        wait_healthy: bool = True,
+    ) -> ServiceProcess:
+        log_path = self.directory / f"{module}-{len(self.started)}.stderr.log"
+        service = ServiceProcess(module, log_path, env)
+        self.started.append(service.start())
+        if wait_healthy:
+            service.wait_healthy()
+        return service
+
+    def start_greeter(self, env: Mapping[str, str] | None = None) -> ServiceProcess:
+        return self.start("greeter", {"INSTANCE_NAME": "greeter-own", **(env or {})})
+
+    def start_caller(
+        self, greeter_target: str, env: Mapping[str, str] | None = None
+    ) -> ServiceProcess:
+        return self.start(
+            "caller",
+            {"INSTANCE_NAME": "caller-own", "GREETER_TARGET": greeter_target, **(env or {})},
+        )
+
+    def stop_all(self) -> None:
+        """SIGTERM every process still running (unless a test signalled it already: a second
+        signal could hit it after its handlers are gone); all of them must exit 0."""
+        running = [service for service in self.started if service.returncode is None]
+        for service in running:
+            if not service.signalled:
+                service.send_signal(signal.SIGTERM)
+        failures: list[str] = []
+        for service in running:
+            try:
+                code = service.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                service.kill()
+                code = service.process.wait(STOP_TIMEOUT)
+            if code != 0:
+                failures.append(f"{service!r} exited {code}; stderr:\n{service.log_text()}")
+        if failures:
+            pytest.fail("\n\n".join(failures))
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[ServiceFactory]:
+    """Own processes for one test, SIGTERMed at teardown (exit code 0 asserted)."""
+    factory = ServiceFactory(tmp_path)
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+
+
+def _shared(service: ServiceProcess) -> Iterator[ServiceProcess]:
+    try:
+        service.start().wait_healthy()
+        yield service
+    finally:
+        if not service.signalled:
+            service.send_signal(signal.SIGTERM)
+        code = service.wait_exit()
+    assert code == 0, f"{service!r} exited {code}; stderr:\n{service.log_text()}"
+
+
+@pytest.fixture(scope="session")
+def greeter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """The session's greeter, INSTANCE_NAME=greeter-it-1."""
+    directory = tmp_path_factory.mktemp("shared")
+    service = ServiceProcess(
+        "greeter", directory / "greeter.stderr.log", {"INSTANCE_NAME": GREETER_INSTANCE}
+    )
+    yield from _shared(service)
+
+
+@pytest.fixture(scope="session")
+def caller(
+    greeter: ServiceProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    """The session's caller, wired to the session's greeter."""
+    directory = tmp_path_factory.mktemp("shared")
+    service = ServiceProcess(
+        "caller",
+        directory / "caller.stderr.log",
+        {
+            "INSTANCE_NAME": CALLER_INSTANCE,
+            "GREETER_TARGET": greeter.address,
+            "GREETER_TIMEOUT": "5",
+        },
+    )
+    yield from _shared(service)
+
+
+def open_channel(address: str) -> grpc.aio.Channel:
+    """A grpc.aio client channel to address; use as `async with`."""
+    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+
+
+@pytest.fixture
+async def greeter_channel(greeter: ServiceProcess) -> AsyncIterator[grpc.aio.Channel]:
+    async with open_channel(greeter.address) as channel:
+        yield channel
+
+
+@pytest.fixture
+async def caller_channel(caller: ServiceProcess) -> AsyncIterator[grpc.aio.Channel]:
+    async with open_channel(caller.address) as channel:
+        yield channel
+
+
+@pytest.fixture
+def greeter_stub(
+    greeter_channel: grpc.aio.Channel,
+) -> greeter_pb2_grpc.GreeterServiceAsyncStub:
+    return greeter_pb2_grpc.GreeterServiceStub(greeter_channel)
+
+
+@pytest.fixture
+def caller_stub(caller_channel: grpc.aio.Channel) -> caller_pb2_grpc.CallerServiceAsyncStub:
+    return caller_pb2_grpc.CallerServiceStub(caller_channel)
+
+
+class BlackHole:
+    """A loopback TCP listener that accepts connections and never answers a byte: a peer that
+    is reachable but hangs, so only deadlines can end calls to it."""
+
+    def __init__(self) -> None:
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind((HOST, 0))
+        self._listener.listen(16)
+        self._listener.settimeout(0.1)
+        self.port: int = self._listener.getsockname()[1]
+        self.accepted = 0
+        self._connections: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="black-hole", daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._connections.append(connection)  # held open, never read nor written
+            self.accepted += 1
+
+    def __enter__(self) -> BlackHole:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for connection in self._connections:
+            connection.close()
+        self._listener.close()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[BlackHole]:
+    with BlackHole() as hole:
+        yield hole
