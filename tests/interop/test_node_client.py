@@ -1,0 +1,100 @@
+"""Interop: a Node.js client (@grpc/grpc-js + @grpc/proto-loader, loading proto/ directly, no
+generated code) calls the real Python greeter and caller processes.
+
+tests/interop/node/client.js makes the calls and prints the replies as JSON: Greeter.SayHello
+(unary), Greeter.SayHelloLanguages (server streaming), Caller.Introduce (which calls Greeter),
+and SayHello with an invalid name (INVALID_ARGUMENT must reach Node with its message).
+`npm ci` installs the pinned packages (package-lock.json) into node/node_modules (git-ignored)
+once; later runs reuse it until package-lock.json changes.
+
+Without Node.js >= 18 and npm the test is skipped with a loud reason (ACME_REQUIRE_NODE=1:
+fails instead), so CI must install them (Debian: `apt-get install -y nodejs npm`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+from .conftest import GREETER_INSTANCE, Server, scrubbed_environment
+
+NODE_DIR = Path(__file__).resolve().parent / "node"
+REQUIRE_VARIABLE = "ACME_REQUIRE_NODE"
+MIN_NODE_MAJOR = 18
+NPM_TIMEOUT = 300.0
+CLIENT_TIMEOUT = 60.0
+
+pytestmark = pytest.mark.integration
+
+
+def not_available(problem: str) -> NoReturn:
+    """Skip loudly (or fail, with ACME_REQUIRE_NODE=1): nobody should miss that it did not run."""
+    message = (
+        f"NODE.JS INTEROP TEST NOT RUN: {problem}. Install Node.js >= {MIN_NODE_MAJOR} and npm "
+        "(Debian/Ubuntu: `apt-get install -y nodejs npm`); CI's .ci/run must install them. "
+        f"{REQUIRE_VARIABLE}=1 turns this skip into a failure."
+    )
+    if os.environ.get(REQUIRE_VARIABLE) == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    """The node executable, with this directory's npm packages installed (`npm ci`, once)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        not_available(f"`{'node' if node is None else 'npm'}` is not on PATH")
+    version = subprocess.run(
+        [node, "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    major = re.match(r"v(\d+)\.", version)
+    if major is None or int(major.group(1)) < MIN_NODE_MAJOR:
+        not_available(f"node {version or '(unknown version)'} is older than {MIN_NODE_MAJOR}")
+    installed = NODE_DIR / "node_modules" / ".package-lock.json"
+    lock = NODE_DIR / "package-lock.json"
+    if not installed.is_file() or installed.stat().st_mtime < lock.stat().st_mtime:
+        # --ignore-scripts: no install script runs (none is needed by these packages).
+        result = subprocess.run(
+            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=NODE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=NPM_TIMEOUT,
+            check=False,
+        )
+        assert result.returncode == 0, f"npm ci failed:\n{result.stdout}{result.stderr}"
+    return node
+
+
+def test_node_client_calls_the_python_services(node: str, greeter: Server, caller: Server) -> None:
+    result = subprocess.run(
+        [node, "client.js", "--greeter", greeter.address, "--caller", caller.address],
+        cwd=NODE_DIR,
+        env=scrubbed_environment(),
+        capture_output=True,
+        text=True,
+        timeout=CLIENT_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, f"client.js failed:\n{result.stdout}{result.stderr}"
+    replies = json.loads(result.stdout)
+
+    assert replies["say_hello"] == {"message": "Bonjour, Ada !", "served_by": GREETER_INSTANCE}
+    assert replies["say_hello_languages"] == [
+        {"language": "en", "message": "Hello, Ada!"},
+        {"language": "de", "message": "Hallo, Ada!"},
+        {"language": "it", "message": "Ciao, Ada!"},
+    ]
+    assert replies["introduce"] == {"message": "Hello, Ada!", "greeter_instance": GREETER_INSTANCE}
+    assert replies["say_hello_empty_name"] == {
+        "code": "INVALID_ARGUMENT",
+        "details": "name: must not be empty",
+    }
