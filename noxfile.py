@@ -1,20 +1,30 @@
 """The single entry point for developers and CI: `nox` runs lint and every test suite.
 
-Every session installs the locked workspace (uv.lock) into its own virtualenv with uv.
+`nox` (no arguments) = lint, tests and the Docker Compose end-to-end tests (loudly skipped
+where Docker cannot run). Every session installs the locked workspace (uv.lock) into its own
+virtualenv with uv.
 """
 
 from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
 
 import nox
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "compose"]
 
 PYTHON = "3.11"
-SOURCES = ["libs", "services", "tools", "tests", "noxfile.py"]
-TYPED = ["libs/common", "services", "tools", "tests"]
+SOURCES = ["libs", "services", "tools", "tests", "bench", "noxfile.py"]
+TYPED = ["libs/common", "services", "tools", "tests", "bench"]
 
 
 def install(session: nox.Session) -> None:
@@ -37,7 +47,8 @@ def codegen(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff, mypy --strict, buf lint/format and the codegen drift check."""
+    """ruff, mypy --strict, buf lint/format/breaking, codegen drift, Kubernetes manifests,
+    hadolint and `docker compose config`."""
     install(session)
     session.run("ruff", "check", *SOURCES)
     session.run("ruff", "format", "--check", *SOURCES)
@@ -45,6 +56,17 @@ def lint(session: nox.Session) -> None:
     session.run("buf", "lint")
     session.run("buf", "format", "--diff", "--exit-code")
     session.run("python", "tools/codegen.py", "--check")
+    session.run("python", "tools/scaffold/breaking.py")  # buf breaking vs main / HEAD~1
+    session.run("python", "tools/validate_k8s.py")
+    session.run("hadolint", *DOCKERFILES)
+    compose_problem = docker_problem(engine=False)
+    if compose_problem is None:
+        session.run("docker", "compose", "-f", COMPOSE_FILE, "config", "--quiet", external=True)
+    else:
+        message = loud_skip(f"`docker compose -f {COMPOSE_FILE} config --quiet`", compose_problem)
+        if os.environ.get("ACME_REQUIRE_DOCKER") == "1":
+            session.error(message)
+        session.warn(message)
 
 
 @nox.session(python=PYTHON)
@@ -55,7 +77,140 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def new_service(session: nox.Session) -> None:
+    """Scaffold a service: `nox -s new_service -- <name>` writes proto/acme/<name>/v1 and
+    services/<name>, registers it (pyproject, Dockerfiles, compose), locks and regenerates stubs.
+    `-- <name> --dry-run` checks and renders only."""
+    if not session.posargs:
+        session.error("usage: nox -s new_service -- <name>  (a lowercase identifier: billing)")
+    install(session)
+    session.run("python", "tools/scaffold/new_service.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def breaking(session: nox.Session) -> None:
+    """buf breaking: proto/ against main (its merge base), or HEAD~1 on main; loud skip without
+    history (ACME_REQUIRE_BREAKING=1: fail instead). Also run by `lint`."""
+    install(session)
+    session.run("python", "tools/scaffold/breaking.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def up(session: nox.Session) -> None:
     """Run greeter and caller as local processes (no Docker), make a demo call, wait for Ctrl-C."""
     install(session)
     session.run("acmectl", "stack", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks (bench/README.md): each server in its own process under h2load / a Python
+    client; one table in .bench/results.{json,md}. `-- --quick`; `-- --help` for options."""
+    install(session)
+    session.run("python", "-m", "bench", *session.posargs)
+
+
+# ------------------------------------------------------------------------------ Docker Compose
+HERE = os.path.dirname(os.path.abspath(__file__))
+DOCKERFILES = sorted(glob.glob("services/*/Dockerfile", root_dir=HERE))
+COMPOSE_FILE = "docker-compose.yml"
+IMAGES = "acme/*:dev"  # what docker-compose.yml builds
+ANY_EXIT = range(256)  # diagnostics that must not mask the real failure
+
+
+def docker_problem(*, engine: bool) -> str | None:
+    """Why `docker compose` (and, if engine, a running Docker engine) cannot be used, or None."""
+    if shutil.which("docker") is None:
+        return "the `docker` command is not on PATH"
+    checks = [(["docker", "compose", "version"], "the Docker Compose v2 plugin is missing")]
+    if engine:
+        checks.append((["docker", "info"], "the Docker engine is not reachable"))
+    for command, problem in checks:
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return f"{problem} (`{' '.join(command)}`: {error})"
+        if result.returncode != 0:
+            said = (result.stderr.strip().splitlines() or ["no output"])[0]
+            return f"{problem} (`{' '.join(command)}` exited {result.returncode}: {said})"
+    return None
+
+
+def loud_skip(what: str, problem: str) -> str:
+    """A banner that nobody scrolls past: what was not run and why."""
+    bar = "!" * 78
+    return "\n".join(
+        [
+            "",
+            bar,
+            f"!!! NOT RUN: {what}",
+            f"!!! because {problem}.",
+            "!!! Needs Docker Engine >= 20.10 with the Compose v2 plugin; on a Debian CI",
+            "!!! machine `bash .ci/docker-setup.sh` installs and starts both.",
+            "!!! ACME_REQUIRE_DOCKER=1 (set by .ci/run) makes this an error, not a skip.",
+            bar,
+        ]
+    )
+
+
+def free_port() -> int:
+    """A loopback TCP port that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@nox.session(python=PYTHON)
+def compose(session: nox.Session) -> None:
+    """Build the images, start docker-compose.yml under a unique project name on a free host
+    port (`up --wait`: until every container is healthy), run tests/e2e against it, and always
+    `down -v`. Prints the image sizes and the seconds from `up` to all-healthy.
+    Skipped, loudly, without Docker (ACME_REQUIRE_DOCKER=1: fail instead)."""
+    problem = docker_problem(engine=True)
+    if problem is not None:
+        message = loud_skip("the Docker Compose end-to-end tests (`nox -s compose`)", problem)
+        if os.environ.get("ACME_REQUIRE_DOCKER") == "1":
+            session.error(message)
+        session.skip(message)
+    install(session)
+
+    project = f"acme-e2e-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    env = {"CALLER_PORT": str(port)}
+    docker_compose = ["docker", "compose", "-f", COMPOSE_FILE, "-p", project]
+    passed = False
+    try:
+        session.run(*docker_compose, "build", env=env, external=True)
+        session.run("docker", "image", "ls", f"--filter=reference={IMAGES}", external=True)
+        started = time.monotonic()
+        session.run(
+            *docker_compose, "up", "--wait", "--wait-timeout", "120", env=env, external=True
+        )
+        session.log(
+            f"docker compose up -> all containers healthy in {time.monotonic() - started:.1f} s"
+        )
+        session.run(
+            "pytest",
+            "tests/e2e",
+            *session.posargs,
+            env={"ACME_E2E_PROJECT": project, "ACME_E2E_CALLER_ADDRESS": f"127.0.0.1:{port}"},
+        )
+        passed = True
+    finally:
+        if not passed:
+            session.run(
+                *docker_compose, "ps", "--all", env=env, external=True, success_codes=ANY_EXIT
+            )
+            session.run(
+                *docker_compose,
+                "logs",
+                "--no-color",
+                "--tail=60",
+                env=env,
+                external=True,
+                success_codes=ANY_EXIT,
+            )
+        session.run(
+            *docker_compose, "down", "--volumes", "--remove-orphans", env=env, external=True
+        )

@@ -1,0 +1,153 @@
+"""End-to-end fixtures: the Docker Compose stack (docker-compose.yml) that `nox -s compose`
+builds and starts, reached through caller's published port and inspected with the docker CLI.
+
+The session hands the stack over in two environment variables:
+
+* ACME_E2E_PROJECT: the compose project name (`docker compose -p`), which labels every
+  container of the stack (`com.docker.compose.project`);
+* ACME_E2E_CALLER_ADDRESS: host:port of caller's port published on the host.
+
+Without them (e.g. a bare `pytest`) every test here is skipped: run `nox -s compose`.
+Containers are always addressed by id, never by name or by `docker compose`, so several
+stacks can run side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+
+from acme.caller.v1 import caller_pb2_grpc
+
+PROJECT_VARIABLE = "ACME_E2E_PROJECT"
+ADDRESS_VARIABLE = "ACME_E2E_CALLER_ADDRESS"
+
+RPC_TIMEOUT = 10.0  # client deadline of every call that is expected to succeed
+DOCKER_TIMEOUT = 60.0  # seconds one docker CLI command may take
+HEALTHY_TIMEOUT = 60.0  # seconds a (re)started container gets to report healthy
+
+# Never route the loopback connection to caller through an HTTP proxy from the environment.
+CHANNEL_OPTIONS: list[tuple[str, Any]] = [("grpc.enable_http_proxy", 0)]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "e2e: runs against the Docker Compose stack started by `nox -s compose`"
+    )
+
+
+def docker(*args: str, timeout: float = DOCKER_TIMEOUT) -> str:
+    """stdout of `docker ARGS...`; fails the test (with docker's stderr) on a non-zero exit."""
+    result = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"`docker {' '.join(args)}` exited {result.returncode}: {result.stderr.strip()}"
+        )
+    return result.stdout
+
+
+@dataclass(frozen=True)
+class Container:
+    """One container of the stack, by its full id."""
+
+    id: str
+
+    @property
+    def hostname(self) -> str:
+        """The container's host name (its short id): the services' default INSTANCE_NAME."""
+        return self.id[:12]
+
+    def state(self) -> dict[str, Any]:
+        state: dict[str, Any] = json.loads(
+            docker("inspect", "--format", "{{json .State}}", self.id)
+        )
+        return state
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """The JSON log records the service wrote (stderr), in order; other lines are skipped."""
+        result = subprocess.run(
+            ["docker", "logs", self.id],
+            capture_output=True,
+            text=True,
+            timeout=DOCKER_TIMEOUT,
+            check=False,
+        )
+        records: list[dict[str, Any]] = []
+        for line in (result.stdout + result.stderr).splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records
+
+    def wait_healthy(self, timeout: float = HEALTHY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        status = "?"
+        while time.monotonic() < deadline:
+            state = self.state()
+            status = str(state.get("Health", {}).get("Status", state.get("Status")))
+            if status == "healthy":
+                return
+            time.sleep(0.5)
+        pytest.fail(f"container {self.hostname} not healthy after {timeout:.0f}s (is {status})")
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The compose project under test."""
+
+    project: str
+    caller_address: str
+
+    def running(self, service: str) -> list[Container]:
+        """The running containers of service, ordered by id."""
+        output = docker(
+            "ps",
+            "--quiet",
+            "--no-trunc",
+            "--filter",
+            f"label=com.docker.compose.project={self.project}",
+            "--filter",
+            f"label=com.docker.compose.service={service}",
+        )
+        return [Container(container_id) for container_id in sorted(output.split())]
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    project = os.environ.get(PROJECT_VARIABLE, "")
+    address = os.environ.get(ADDRESS_VARIABLE, "")
+    if not project or not address:
+        pytest.skip(
+            f"end-to-end tests need the Docker Compose stack: run `nox -s compose` "
+            f"({PROJECT_VARIABLE} / {ADDRESS_VARIABLE} are not set)"
+        )
+    return Stack(project, address)
+
+
+@pytest.fixture(scope="session")
+def caller(stack: Stack) -> Iterator[caller_pb2_grpc.CallerServiceStub]:
+    """A blocking stub of caller through its published port (the channel is thread-safe)."""
+    with grpc.insecure_channel(stack.caller_address, options=CHANNEL_OPTIONS) as channel:
+        grpc.channel_ready_future(channel).result(timeout=RPC_TIMEOUT)
+        yield caller_pb2_grpc.CallerServiceStub(channel)
+
+
+@pytest.fixture
+def greeters(stack: Stack) -> list[Container]:
+    """The running greeter replicas; the stack runs at least two."""
+    found = stack.running("greeter")
+    assert len(found) >= 2, f"expected at least 2 running greeter replicas, found {len(found)}"
+    return found
