@@ -51,6 +51,7 @@ _SCRUBBED_VARIABLES = frozenset(
         "GRPC_HOST",
         "GRPC_PORT",
         "GRPC_GRACE_PERIOD",
+        "GRPC_DRAIN_DELAY",
         "GRPC_WORKERS",
         "GRPC_MAX_CONCURRENT_RPCS",
         "GRPC_MAX_MESSAGE_BYTES",

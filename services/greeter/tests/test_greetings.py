@@ -57,6 +57,16 @@ def test_greet_in_languages_names_the_bad_index() -> None:
     assert raised.value.violations[0].field == "languages[1]"
 
 
+def test_greet_in_languages_bounds_the_stream_it_asks_for() -> None:
+    limit = greetings.MAX_LANGUAGES
+    assert len(greetings.greet_in_languages("Ada", ["en"] * limit)) == limit
+    with pytest.raises(InvalidArgument) as raised:
+        greetings.greet_in_languages("Ada", ["en"] * (limit + 1))
+    violation = raised.value.violations[0]
+    assert violation.field == "languages"
+    assert f"at most {limit} entries, got {limit + 1}" in violation.description
+
+
 @pytest.mark.parametrize(
     ("names", "expected"),
     [

@@ -4,6 +4,7 @@ bearer token, request-id propagation and client metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -21,11 +22,14 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 def service_config(retry_services: Sequence[str]) -> str:
-    """round_robin over every resolved address; calls to retry_services (idempotent ones)
-    retried on UNAVAILABLE with exponential backoff. Not wait_for_ready: with every replica
-    down, a call should fail fast with UNAVAILABLE rather than sit out its whole deadline."""
+    """round_robin over every resolved address that is up and whose grpc.health.v1 says
+    SERVING (a draining server leaves the rotation before it refuses calls); calls to
+    retry_services (idempotent ones) retried on UNAVAILABLE with exponential backoff.
+    Not wait_for_ready: with every replica down, a call should fail fast with UNAVAILABLE
+    rather than sit out its whole deadline."""
     config: dict[str, Any] = {
         "loadBalancingConfig": [{"round_robin": {}}],
+        "healthCheckConfig": {"serviceName": ""},
         "methodConfig": [
             {
                 "name": [{"service": name} for name in retry_services],
@@ -92,7 +96,13 @@ class _OutgoingInterceptor(_UnaryInterceptorBase):
         started_counter.inc()
         started = time.perf_counter()
         call = await continuation(details, request)
-        code = await call.code()
+        try:
+            code = await call.code()
+        except asyncio.CancelledError:
+            # The calling task was cancelled (its own client cancelled or timed out):
+            # cancel the outgoing call too, instead of leaving it running downstream.
+            call.cancel()
+            raise
         latency.observe(time.perf_counter() - started)
         metrics.CLIENT_HANDLED.labels(*labels, code.name).inc()
         return call

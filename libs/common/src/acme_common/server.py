@@ -103,10 +103,14 @@ class ServiceHost:
         return self.port
 
     async def stop(self) -> None:
-        """Report NOT_SERVING, refuse new RPCs and give in-flight ones the grace period."""
+        """Report NOT_SERVING, keep serving for the drain delay while clients' health checks
+        move traffic away, then refuse new RPCs and give in-flight ones the grace period."""
         grace = self.settings.grpc_grace_period
-        log.info("draining", extra={"grace_seconds": grace})
+        delay = self.settings.grpc_drain_delay
+        log.info("draining", extra={"drain_delay_seconds": delay, "grace_seconds": grace})
         await self.health.enter_graceful_shutdown()
+        if delay:
+            await asyncio.sleep(delay)
         await self.server.stop(grace)
         log.info("stopped")
 

@@ -32,6 +32,13 @@ class ServerSettings(BaseSettings):
     grpc_grace_period: float = Field(
         default=10.0, ge=0, le=300, description="Seconds in-flight RPCs get to finish on SIGTERM."
     )
+    grpc_drain_delay: float = Field(
+        default=0.0,
+        ge=0,
+        le=60,
+        description="Seconds between reporting NOT_SERVING and refusing new RPCs on SIGTERM, "
+        "so clients' health checks move traffic away first (2 in docker-compose.yml).",
+    )
     grpc_workers: int = Field(
         default=1, ge=1, le=64, description="Server processes sharing the port (SO_REUSEPORT)."
     )

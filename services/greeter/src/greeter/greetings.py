@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from acme_common.errors import FieldViolation, InvalidArgument
 
 MAX_NAME_LENGTH = 100
+MAX_LANGUAGES = 1000  # one request may ask for at most this many streamed greetings
 DEFAULT_LANGUAGE = "en"
 TEMPLATES: dict[str, str] = {
     "en": "Hello, {name}!",
@@ -51,6 +52,12 @@ def greet(name: str, language: str = "") -> str:
 def greet_in_languages(name: str, languages: Sequence[str]) -> list[tuple[str, str]]:
     """(language, greeting) pairs for each requested language, or every supported one."""
     cleaned = validate_name(name)
+    if len(languages) > MAX_LANGUAGES:
+        raise InvalidArgument(
+            FieldViolation(
+                "languages", f"must list at most {MAX_LANGUAGES} entries, got {len(languages)}"
+            )
+        )
     tags = [
         validate_language(tag, f"languages[{index}]") for index, tag in enumerate(languages)
     ] or sorted(TEMPLATES)
