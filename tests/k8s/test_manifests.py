@@ -401,8 +401,10 @@ class Manifests:
 
     def check_shutdown(self, where: str, pod: Obj, container: Obj, env: dict[str, EnvVar]) -> None:
         grace_var = env.get("GRPC_GRACE_PERIOD")
+        delay_var = env.get("GRPC_DRAIN_DELAY")
         try:
             grace = float(grace_var.value) if grace_var and grace_var.value else None
+            delay = float(delay_var.value) if delay_var and delay_var.value else 0.0
         except ValueError:
             grace = None
         if grace is None:
@@ -414,11 +416,11 @@ class Manifests:
         if len(command) == 2 and command[0] in ("sleep", "/bin/sleep"):
             sleep = float(command[1])
         termination = pod.get("terminationGracePeriodSeconds", 30)
-        if not termination > grace + sleep:
+        if not termination > grace + delay + sleep:
             self.problem(
                 where,
                 f"terminationGracePeriodSeconds {termination} must exceed GRPC_GRACE_PERIOD "
-                f"{grace:g} + preStop sleep {sleep:g}",
+                f"{grace:g} + GRPC_DRAIN_DELAY {delay:g} + preStop sleep {sleep:g}",
             )
 
     def check_resources(self, where: str, container: Obj) -> None:
