@@ -17,7 +17,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import grpc
 import pytest
 
 from acme.caller.v1 import caller_pb2_grpc
-from acme.greeter.v1 import greeter_pb2_grpc
+from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_common import health_probe
 
 HOST = "127.0.0.1"
@@ -369,6 +370,35 @@ def greeter_stub(
 @pytest.fixture
 def caller_stub(caller_channel: grpc.aio.Channel) -> caller_pb2_grpc.CallerServiceAsyncStub:
     return caller_pb2_grpc.CallerServiceStub(caller_channel)
+
+
+SayHello = Callable[
+    [greeter_pb2.SayHelloRequest, grpc.aio.ServicerContext[Any, Any]],
+    Awaitable[greeter_pb2.SayHelloResponse],
+]
+
+
+@asynccontextmanager
+async def stand_in_greeter(say_hello: SayHello) -> AsyncIterator[str]:
+    """An in-test grpc.aio server answering Greeter's SayHello with say_hello (to record or
+    stall what caller sends); yields its address."""
+    handler = grpc.method_handlers_generic_handler(
+        GREETER_SERVICE,
+        {
+            "SayHello": grpc.unary_unary_rpc_method_handler(
+                say_hello,
+                request_deserializer=greeter_pb2.SayHelloRequest.FromString,
+                response_serializer=greeter_pb2.SayHelloResponse.SerializeToString,
+            )
+        },
+    )
+    server = grpc.aio.server(handlers=[handler], options=[("grpc.so_reuseport", 0)])
+    port = server.add_insecure_port(f"{HOST}:0")
+    await server.start()
+    try:
+        yield f"{HOST}:{port}"
+    finally:
+        await server.stop(None)
 
 
 class BlackHole:

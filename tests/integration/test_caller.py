@@ -16,13 +16,13 @@ from acme_common.errors import field_violations, status_details
 
 from .conftest import (
     GREETER_INSTANCE,
-    GREETER_SERVICE,
     HOST,
     RPC_TIMEOUT,
     BlackHole,
     ServiceFactory,
     free_port,
     open_channel,
+    stand_in_greeter,
 )
 
 if TYPE_CHECKING:
@@ -196,29 +196,14 @@ async def test_greeter_receives_the_remaining_client_deadline(services: ServiceF
         seen.append(context.time_remaining())
         return greeter_pb2.SayHelloResponse(message=f"Hi {request.name}", served_by="recorder")
 
-    handler = grpc.method_handlers_generic_handler(
-        GREETER_SERVICE,
-        {
-            "SayHello": grpc.unary_unary_rpc_method_handler(
-                say_hello,
-                request_deserializer=greeter_pb2.SayHelloRequest.FromString,
-                response_serializer=greeter_pb2.SayHelloResponse.SerializeToString,
-            )
-        },
-    )
-    recorder = grpc.aio.server(handlers=[handler], options=[("grpc.so_reuseport", 0)])
-    port = recorder.add_insecure_port(f"{HOST}:0")
-    await recorder.start()
-    try:
-        caller = services.start_caller(f"{HOST}:{port}", {"GREETER_TIMEOUT": "30"})
+    async with stand_in_greeter(say_hello) as address:
+        caller = services.start_caller(address, {"GREETER_TIMEOUT": "30"})
         async with open_channel(caller.address) as channel:
             stub = caller_stub_for(channel)
             with_deadline = await stub.Introduce(caller_pb2.IntroduceRequest(name="Ada"), timeout=2)
             without_deadline = await asyncio.wait_for(
                 stub.Introduce(caller_pb2.IntroduceRequest(name="Alan")), RPC_TIMEOUT
             )
-    finally:
-        await recorder.stop(None)
     assert (with_deadline.message, with_deadline.greeter_instance) == ("Hi Ada", "recorder")
     assert without_deadline.message == "Hi Alan"
     assert len(seen) == 2

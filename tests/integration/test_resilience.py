@@ -18,11 +18,10 @@ from greeter.greetings import MAX_LANGUAGES
 
 from .conftest import (
     EOF,
-    GREETER_SERVICE,
-    HOST,
     RPC_TIMEOUT,
     ServiceFactory,
     open_channel,
+    stand_in_greeter,
 )
 
 if TYPE_CHECKING:
@@ -144,21 +143,8 @@ async def test_cancelling_a_call_to_caller_cancels_its_call_to_greeter(
             raise
         return greeter_pb2.SayHelloResponse(message="too late")
 
-    handler = grpc.method_handlers_generic_handler(
-        GREETER_SERVICE,
-        {
-            "SayHello": grpc.unary_unary_rpc_method_handler(
-                say_hello,
-                request_deserializer=greeter_pb2.SayHelloRequest.FromString,
-                response_serializer=greeter_pb2.SayHelloResponse.SerializeToString,
-            )
-        },
-    )
-    stand_in = grpc.aio.server(handlers=[handler], options=[("grpc.so_reuseport", 0)])
-    port = stand_in.add_insecure_port(f"{HOST}:0")
-    await stand_in.start()
-    try:
-        caller = services.start_caller(f"{HOST}:{port}", {"GREETER_TIMEOUT": "30"})
+    async with stand_in_greeter(say_hello) as address:
+        caller = services.start_caller(address, {"GREETER_TIMEOUT": "30"})
         async with open_channel(caller.address) as channel:
             call = caller_pb2_grpc.CallerServiceStub(channel).Introduce(
                 caller_pb2.IntroduceRequest(name="Ada"), timeout=30
@@ -168,8 +154,6 @@ async def test_cancelling_a_call_to_caller_cancels_its_call_to_greeter(
             call.cancel()
             await asyncio.wait_for(cancelled.wait(), RPC_TIMEOUT)
             assert await call.code() == grpc.StatusCode.CANCELLED
-    finally:
-        await stand_in.stop(None)
     # Caller's own handler ended with the client's cancellation, long before its 30 s deadline.
     record = await caller.wait_for_record(
         method="/acme.caller.v1.CallerService/Introduce", code="CANCELLED"
