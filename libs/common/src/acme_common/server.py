@@ -127,6 +127,11 @@ def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
         # Recycle connections now and then so clients re-resolve DNS and spread over new replicas.
         ("grpc.max_connection_age_ms", 300_000),
         ("grpc.max_connection_age_grace_ms", 30_000),
+        # grpc core cancels calls queued for the asyncio loop beyond 1000 with a bare CANCELLED
+        # (INTERNAL on a client mid-write): let a burst of thousands wait for the loop instead,
+        # where GRPC_MAX_CONCURRENT_RPCS answers the excess with RESOURCE_EXHAUSTED.
+        ("grpc.server.max_pending_requests", 10_000),
+        ("grpc.server.max_pending_requests_hard_limit", 20_000),
     ]
 
 
