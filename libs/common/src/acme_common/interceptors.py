@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, cast
 
 import grpc
@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from acme_common import metrics
 from acme_common.errors import FieldViolation, InvalidArgument, ServiceError
+from acme_common.logs import log_fields
 from acme_common.request_context import current_request_id, request_id_from
 from acme_common.security import TokenChecker
 from acme_common.tracing import current_trace_id
@@ -29,6 +30,8 @@ log = logging.getLogger("acme.access")
 
 # Probes and tooling: open without a token, and logged at DEBUG so they do not drown traffic.
 OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+_OK = grpc.StatusCode.OK
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Behavior = Callable[[Any, Context], Any]
@@ -74,11 +77,15 @@ class ServerInterceptor(_InterceptorBase):
             handlers = self._methods[method] = _MethodHandlers.build(
                 method, handler, self._instance, self._tracing
             )
-        if self._checker is None or method.startswith(OPEN_PREFIXES):
-            return handlers.observed
         metadata = cast(
             "Sequence[tuple[str, str | bytes]]", handler_call_details.invocation_metadata
         )
+        # grpc converted the metadata for us already; the handler runs next in this same task
+        # (so in this context), and takes the request id from here instead of converting the
+        # metadata again. Outside a server (tests, bench.micro) it falls back to the context.
+        current_request_id.set(request_id_from(metadata))
+        if self._checker is None or handlers.open:
+            return handlers.observed
         return handlers.observed if self._checker.accepts(metadata) else handlers.denied
 
 
@@ -100,6 +107,7 @@ class _MethodHandlers:
 
     observed: grpc.RpcMethodHandler[Any, Any]
     denied: grpc.RpcMethodHandler[Any, Any]
+    open: bool  # health and reflection: served without a token
 
     @classmethod
     def build(
@@ -121,7 +129,7 @@ class _MethodHandlers:
                 )
                 for wrapped in (behavior, _deny)
             )
-            return cls(observed, denied)
+            return cls(observed, denied, method.startswith(OPEN_PREFIXES))
         raise ValueError(f"handler of {method} has no behaviour")
 
 
@@ -140,6 +148,18 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
     return tolerant
 
 
+def _as_async_generator(behavior: Behavior) -> Behavior:
+    """A context.write-style streaming behaviour as an async generator yielding nothing."""
+
+    async def generator(request: Any, context: Context) -> AsyncIterator[Any]:
+        await behavior(request, context)
+        nothing: tuple[Any, ...] = ()
+        for response in nothing:  # a yield makes this an async generator
+            yield response
+
+    return generator
+
+
 def _reject_malformed(request: Any) -> None:
     if type(request) is MalformedRequest:
         raise InvalidArgument(
@@ -148,7 +168,11 @@ def _reject_malformed(request: Any) -> None:
 
 
 class _Observer:
-    """Runs one method's behaviour with metrics, request id, error translation and a log line."""
+    """Runs one method's behaviour with metrics, request id, error translation and a log line.
+
+    Everything per method (labels, metric children, bound methods) is looked up once here; per
+    call there is a handful of counter updates, one histogram observation and the log line.
+    """
 
     def __init__(self, method: str, grpc_type: str, instance: str, tracing: bool) -> None:
         self.method = method
@@ -163,27 +187,40 @@ class _Observer:
         self.latency = metrics.SERVER_HANDLING_SECONDS.labels(*self.labels)
         self.received = metrics.SERVER_MSG_RECEIVED.labels(*self.labels)
         self.sent = metrics.SERVER_MSG_SENT.labels(*self.labels)
-        self.handled: dict[grpc.StatusCode, Any] = {}
+        self.handled: dict[grpc.StatusCode | None, Any] = {}
+        self._started_inc = self.started.inc
+        self._in_flight_inc = self.in_flight.inc
+        self._in_flight_dec = self.in_flight.dec
+        self._received_inc = self.received.inc
+        self._sent_inc = self.sent.inc
+        self._observe = self.latency.observe
 
     def wrap(self, behavior: Behavior) -> Behavior:
         if self.response_streaming and inspect.isasyncgenfunction(behavior):
             return self._streaming(behavior)
+        if self.response_streaming and self.tracing:
+            # A streaming method written with context.write (grpc.health's Watch): the
+            # OpenTelemetry interceptor, which runs before this one, iterates the handler.
+            return self._streaming(_as_async_generator(behavior))
         return self._unary(behavior)
 
     def begin(self, request: Any, context: Context) -> tuple[float, Any]:
         """Start bookkeeping; returns the start time and the request (or checked stream)."""
-        current_request_id.set(request_id_from(context.invocation_metadata()))  # type: ignore[arg-type]
-        self.started.inc()
-        self.in_flight.inc()
+        if current_request_id.get() is None:  # not set by intercept_service: called directly
+            metadata = cast("Sequence[tuple[str, str | bytes]]", context.invocation_metadata())
+            current_request_id.set(request_id_from(metadata))
+        self._started_inc()
+        self._in_flight_inc()
         if self.request_streaming:
-            return time.perf_counter(), self._checked(request)
-        self.received.inc()
-        return time.perf_counter(), request
+            return perf_counter(), self._checked(request)
+        self._received_inc()
+        return perf_counter(), request
 
     async def _checked(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        received_inc = self._received_inc
         async for request in requests:
             _reject_malformed(request)
-            self.received.inc()
+            received_inc()
             yield request
 
     async def fail(self, error: Exception, context: Context) -> None:
@@ -195,72 +232,82 @@ class _Observer:
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
     def end(self, started: float, context: Context, error: BaseException | None) -> None:
-        elapsed = time.perf_counter() - started
-        if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        elapsed = perf_counter() - started
+        if error is not None and isinstance(error, asyncio.CancelledError | GeneratorExit):
             code = grpc.StatusCode.CANCELLED
         else:
-            code = cast("grpc.StatusCode | None", context.code()) or grpc.StatusCode.OK
+            code = cast("grpc.StatusCode | None", context.code()) or _OK
         handled = self.handled.get(code)
         if handled is None:
-            handled = self.handled[code] = metrics.SERVER_HANDLED.labels(*self.labels, code.name)
-        handled.inc()
-        self.latency.observe(elapsed)
-        self.in_flight.dec()
+            handled = self.handled[code] = metrics.SERVER_HANDLED.labels(
+                *self.labels, code.name
+            ).inc
+        handled()
+        self._observe(elapsed)
+        self._in_flight_dec()
         if log.isEnabledFor(self.level):
-            extra = {
+            fields = {
                 "method": self.method,
                 "code": code.name,
                 "duration_ms": round(elapsed * 1000, 3),
-                "peer": context.peer(),
+                # A generator closed after its RPC ended (GeneratorExit) has a freed call:
+                # peer() on it segfaults grpcio.
+                "peer": None if isinstance(error, GeneratorExit) else context.peer(),
                 "instance": self.instance,
                 "request_id": current_request_id.get(),
             }
             if self.tracing:
-                extra["trace_id"] = current_trace_id()
-            log.log(self.level, "rpc", extra=extra)
+                fields["trace_id"] = current_trace_id()
+            log_fields(log, self.level, "rpc", fields)
 
     def _unary(self, behavior: Behavior) -> Behavior:
+        begin, end, fail, sent_inc = self.begin, self.end, self.fail, self._sent_inc
+        request_streaming = self.request_streaming
+
         async def observed(request: Any, context: Context) -> Any:
-            started, request = self.begin(request, context)
+            started, request = begin(request, context)
             error: BaseException | None = None
             try:
-                if not self.request_streaming:
+                if not request_streaming:
                     _reject_malformed(request)
                 response = await behavior(request, context)
-                self.sent.inc()
+                sent_inc()
                 return response
             except AbortError:
                 raise
             except Exception as failure:
                 error = failure
-                await self.fail(failure, context)
+                await fail(failure, context)
             except asyncio.CancelledError as cancelled:
                 error = cancelled
                 raise
             finally:
-                self.end(started, context, error)
+                end(started, context, error)
 
         return observed
 
     def _streaming(self, behavior: Behavior) -> Behavior:
+        begin, end, fail, sent_inc = self.begin, self.end, self.fail, self._sent_inc
+        request_streaming = self.request_streaming
+
         async def observed(request: Any, context: Context) -> AsyncIterator[Any]:
-            started, request = self.begin(request, context)
+            started, request = begin(request, context)
             error: BaseException | None = None
             try:
-                if not self.request_streaming:
+                if not request_streaming:
                     _reject_malformed(request)
                 async for response in behavior(request, context):
                     yield response
-                    self.sent.inc()
+                    sent_inc()
             except AbortError:
                 raise
             except Exception as failure:
                 error = failure
-                await self.fail(failure, context)
+                await fail(failure, context)
             except (asyncio.CancelledError, GeneratorExit) as cancelled:
                 error = cancelled
                 raise
             finally:
-                self.end(started, context, error)
+                end(started, context, error)
 
         return observed

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import UTC, datetime
-from typing import Any
+import time
+from collections.abc import Mapping
+from typing import IO, Any
 
 from acme_common.request_context import RequestIdFilter
 
@@ -18,12 +19,19 @@ _STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None)
 }
 
 
+# One encoder for every line: json.dumps(..., default=str) would build a new one per call.
+_encode = json.JSONEncoder(default=str, ensure_ascii=False).encode
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON object: time, level, logger, message and the `extra` fields."""
 
+    _second = -1
+    _second_text = ""
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": self.timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -33,7 +41,18 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return _encode(entry)
+
+    def timestamp(self, created: float) -> str:
+        """`2024-05-01T12:00:00.123+00:00` (UTC, milliseconds); the seconds part is cached."""
+        second = int(created)
+        micros = round((created - second) * 1e6)  # rounded as datetime.fromtimestamp does
+        if micros >= 1_000_000:
+            second, micros = second + 1, micros - 1_000_000
+        if second != self._second:
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._second_text}.{micros // 1000:03d}+00:00"
 
 
 class TextFormatter(logging.Formatter):
@@ -52,9 +71,86 @@ class TextFormatter(logging.Formatter):
         return f"{line} {fields}" if fields else line
 
 
+class LineBatchingHandler(logging.StreamHandler[IO[str]]):
+    """A StreamHandler that, on a thread running an asyncio event loop, collects lines for up
+    to FLUSH_DELAY seconds (or MAX_PENDING lines) and writes them with one write() + flush(),
+    instead of a system call per line: with one access-log line per RPC, that call was the
+    largest single cost of the log. (grpc.aio completes about one RPC per loop turn, so
+    batching per turn would not help.) Elsewhere (other threads, no loop) each line is written
+    at once, after any pending ones, so lines keep their order. flush(), which
+    logging.shutdown() calls at exit, writes whatever is pending; a SIGKILL can lose at most
+    the last FLUSH_DELAY seconds of lines."""
+
+    FLUSH_DELAY = 0.01  # seconds
+    MAX_PENDING = 256  # lines
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+        self._flush_loop: Any = None  # the loop a flush is scheduled on
+
+    def emit(self, record: logging.LogRecord) -> None:  # called with self.lock held
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        loop = _running_loop()
+        self._pending.append(line)
+        if loop is None:
+            self._write_pending()
+            return
+        if len(self._pending) >= self.MAX_PENDING:
+            self._write_pending()
+        elif self._flush_loop is not loop:  # (a loop closed before its flush: schedule anew)
+            self._flush_loop = loop
+            loop.call_later(self.FLUSH_DELAY, self.flush)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._flush_loop = None
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        if self._pending:
+            text = "\n".join(self._pending) + "\n"
+            self._pending.clear()
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except Exception:  # as StreamHandler: report on stderr, never raise into the app
+                self.handleError(logging.makeLogRecord({"msg": "log write failed"}))
+
+
+def _running_loop() -> Any:
+    """This thread's running asyncio loop, or None; asyncio itself is not imported for this
+    (a process that never imported it, such as the workers' supervisor, has no loop)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def log_fields(logger: logging.Logger, level: int, message: str, fields: Mapping[str, Any]) -> None:
+    """logger.log(level, message, extra=fields) for a hot path: the same record (fields as
+    attributes, so formatters, filters and caplog see the same thing), without looking up
+    the caller's file and line, which nobody logs. Check logger.isEnabledFor(level) first."""
+    record = logging.getLogRecordFactory()(
+        logger.name, level, __file__, 0, message, None, None, None, None
+    )
+    record.__dict__.update(fields)
+    logger.handle(record)
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Route every logger to stderr in the chosen format; call once at process start."""
-    handler = logging.StreamHandler(sys.stderr)
+    # Thread, process and multiprocessing names are looked up for every record and logged by
+    # no formatter here: skip them (a few µs per access-log line).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    handler = LineBatchingHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()

@@ -4,21 +4,27 @@ grpc.aio serves from one thread, so one process uses one core. With GRPC_WORKERS
 supervisor starts N copies of the same command line, each binding the same port with
 SO_REUSEPORT (the kernel spreads connections), forwards SIGTERM/SIGINT to all of them so each
 drains gracefully, and serves their merged Prometheus metrics on METRICS_PORT.
+
+The supervisor only waits and relays, yet the service's entry point has imported everything
+(grpc, protobuf, pydantic, OpenTelemetry: ~56 MiB) by the time it asks for one. So it first
+re-executes itself (same pid, so the orchestrator's signals still reach it) as
+`python -m acme_common.workers`, which imports only this module, logging and, when
+METRICS_PORT is set, prometheus_client.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from acme_common.settings import ServerSettings
+if TYPE_CHECKING:
+    from acme_common.settings import ServerSettings
 
 log = logging.getLogger("acme.workers")
 
@@ -35,7 +41,9 @@ def worker_index() -> int | None:
 def run(settings: ServerSettings, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """asyncio.run(main()) here, or under a supervisor of settings.grpc_workers copies."""
     if settings.grpc_workers > 1 and worker_index() is None:
-        sys.exit(supervise(settings))
+        become_supervisor(settings)
+    import asyncio
+
     # Until serve() installs its draining handlers there is nothing to drain: stop cleanly.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _exit_before_serving)
@@ -49,30 +57,70 @@ def _exit_before_serving(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
-def supervise(settings: ServerSettings) -> int:
-    """Start the workers, relay stop signals, serve merged metrics; 0 when all exited 0."""
+def become_supervisor(settings: ServerSettings) -> NoReturn:
+    """Replace this process by a lean supervisor of settings.grpc_workers copies of its
+    command line (see the module docstring)."""
+    command = [sys.executable, *sys.orig_argv[1:]]
+    arguments = [
+        str(settings.grpc_workers),
+        str(settings.metrics_port),
+        settings.grpc_host,
+        settings.log_level,
+        settings.log_format,
+        *command,
+    ]
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", __name__, *arguments])  # noqa: S606
+
+
+def supervisor_main(arguments: Sequence[str]) -> int:
+    """Entry of the re-executed supervisor: `workers metrics_port host log_level log_format
+    command...`."""
+    workers, metrics_port, host, level, fmt, *command = arguments
+    from acme_common.logs import configure_logging
+
+    configure_logging(level, fmt)
+    return supervise(int(workers), int(metrics_port), host, command)
+
+
+def supervise(count: int, metrics_port: int, host: str, command: Sequence[str]) -> int:
+    """Start count workers running command, relay stop signals, serve merged metrics; 0 when
+    all exited 0."""
+    stopping: list[int] = []
+    workers: list[subprocess.Popen[bytes]] = []
+
+    def relay(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signum)
+
+    # Before the first worker starts, so that no stop signal can be missed in between.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, relay)
     with tempfile.TemporaryDirectory(prefix="acme-metrics-") as metrics_dir:
-        command = [sys.executable, *sys.orig_argv[1:]]
-        workers = [
-            subprocess.Popen(  # noqa: S603 - our own command line
-                command,
-                env={**os.environ, WORKER_INDEX_ENV: str(index), MULTIPROCESS_DIR_ENV: metrics_dir},
+        for index in range(count):
+            if stopping:
+                break
+            workers.append(
+                subprocess.Popen(  # noqa: S603 - our own command line
+                    command,
+                    env={
+                        **os.environ,
+                        WORKER_INDEX_ENV: str(index),
+                        MULTIPROCESS_DIR_ENV: metrics_dir,
+                    },
+                )
             )
-            for index in range(settings.grpc_workers)
-        ]
         log.info("workers started", extra={"pids": [worker.pid for worker in workers]})
-        stopping: list[int] = []
-
-        def relay(signum: int, _frame: object) -> None:
-            stopping.append(signum)
+        if stopping:  # a stop signal came while starting: relay it to the ones started
             for worker in workers:
-                if worker.poll() is None:
-                    worker.send_signal(signum)
-
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, relay)
-        if settings.metrics_port:
-            serve_merged_metrics(settings.metrics_port, settings.grpc_host, metrics_dir)
+                worker.send_signal(stopping[0])
+        if metrics_port:
+            serve_merged_metrics(metrics_port, host, metrics_dir)
         return wait_for(workers, stopping)
 
 
@@ -104,3 +152,7 @@ def serve_merged_metrics(port: int, host: str, metrics_dir: str) -> None:
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
     start_http_server(port, addr=host, registry=registry)
+
+
+if __name__ == "__main__":
+    sys.exit(supervisor_main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""Benchmark harness: `nox -s bench` (see bench/README.md)."""

@@ -1,0 +1,1 @@
+"""Reference servers the harness compares our greeter against."""

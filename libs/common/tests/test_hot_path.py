@@ -1,0 +1,130 @@
+"""The per-RPC fast paths keep the observable behaviour: log line contents and order, request
+id shape, and a supervisor that imports none of the service's heavy dependencies."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import random
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+from acme_common.logs import JsonFormatter, LineBatchingHandler, log_fields
+from acme_common.request_context import MAX_REQUEST_ID_LENGTH, new_request_id, request_id_from
+
+
+def test_timestamp_matches_datetime_isoformat() -> None:
+    formatter = JsonFormatter()
+    rng = random.Random(7)  # noqa: S311 - test data
+    moments = [rng.uniform(0, 2e9) for _ in range(2000)]
+    moments += [float(int(moment)) + 0.9999996 for moment in moments[:200]]  # rounds up
+    for moment in moments:
+        expected = datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
+        assert formatter.timestamp(moment) == expected
+
+
+def test_log_fields_makes_the_same_record_as_extra() -> None:
+    logger = logging.getLogger("acme.test.fields")
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        log_fields(logger, logging.WARNING, "rpc", {"method": "/x.Y/Z", "code": "OK"})
+    finally:
+        logger.removeHandler(handler)
+    [record] = records
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["message"], line["level"], line["logger"]) == ("rpc", "WARNING", logger.name)
+    assert (line["method"], line["code"]) == ("/x.Y/Z", "OK")
+
+
+def batching_logger(stream: io.StringIO) -> tuple[logging.Logger, LineBatchingHandler]:
+    handler = LineBatchingHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("acme.test.batching")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger, handler
+
+
+def test_lines_logged_on_the_event_loop_are_written_together_soon() -> None:
+    stream = io.StringIO()
+    logger, handler = batching_logger(stream)
+
+    async def main() -> list[str]:
+        seen = []
+        for index in range(3):
+            logger.info("line %d", index)
+            seen.append(stream.getvalue())
+        await asyncio.sleep(handler.FLUSH_DELAY * 5)
+        seen.append(stream.getvalue())
+        return seen
+
+    assert asyncio.run(main()) == ["", "", "", "line 0\nline 1\nline 2\n"]
+
+
+def test_lines_off_the_loop_are_written_at_once_after_pending_ones() -> None:
+    stream = io.StringIO()
+    logger, handler = batching_logger(stream)
+
+    async def on_loop() -> None:
+        logger.info("first")
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(on_loop())
+        assert stream.getvalue() == ""
+        logger.info("second")  # no running loop: written now, after the pending line
+        assert stream.getvalue() == "first\nsecond\n"
+        logger.info("third")
+        assert stream.getvalue() == "first\nsecond\nthird\n"
+    finally:
+        loop.close()
+    handler.flush()
+
+
+def test_flush_writes_pending_lines() -> None:
+    stream = io.StringIO()
+    logger, handler = batching_logger(stream)
+
+    async def main() -> str:
+        for index in range(handler.MAX_PENDING + 1):
+            logger.info("%d", index)
+        written = stream.getvalue()
+        handler.flush()
+        return written
+
+    written = asyncio.run(main())
+    assert written.count("\n") == handler.MAX_PENDING
+    assert stream.getvalue().count("\n") == handler.MAX_PENDING + 1
+
+
+def test_request_ids() -> None:
+    generated = {new_request_id() for _ in range(1000)}
+    assert len(generated) == 1000
+    assert all(len(value) == 32 and int(value, 16) >= 0 for value in generated)
+    assert request_id_from([("user-agent", "x"), ("x-request-id", "req-1")]) == "req-1"
+    assert len(request_id_from([("x-request-id", "x" * (MAX_REQUEST_ID_LENGTH + 1))])) == 32
+    assert len(request_id_from([("x-request-id", "bad\nid")])) == 32
+    assert len(request_id_from(None)) == 32
+
+
+def test_supervisor_imports_only_what_it_needs() -> None:
+    code = (
+        "import sys, acme_common.workers, acme_common.logs; "
+        "heavy = {'grpc', 'pydantic', 'google.protobuf', 'opentelemetry', 'asyncio'}; "
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"

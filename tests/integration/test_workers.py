@@ -1,0 +1,136 @@
+"""GRPC_WORKERS: one supervisor, N worker processes sharing the port (SO_REUSEPORT), merged
+metrics, and SIGTERM to the supervisor draining every worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+
+from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
+
+from .conftest import CHANNEL_OPTIONS, RPC_TIMEOUT, START_TIMEOUT, ServiceFactory, free_port
+
+pytestmark = pytest.mark.integration
+
+WORKERS = 2
+CHANNELS = 12  # connections: the kernel spreads them over the workers
+CALLS_PER_CHANNEL = 5
+
+
+def children(pid: int) -> list[int]:
+    """The pids of a process's direct children (Linux /proc)."""
+    tasks = Path(f"/proc/{pid}/task")
+    found: list[int] = []
+    for task in tasks.iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def running(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+ESTABLISHED, LISTEN = "01", "0A"  # TCP states as /proc/net/tcp writes them
+
+
+def sockets(pid: int, port: int, state: str) -> int:
+    """How many TCP sockets on local `port` in `state` the process holds open."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):  # grpc listens dual-stack where it can
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == state and fields[9] in inodes:
+                count += 1
+    return count
+
+
+def handled_total(metrics_port: int) -> float:
+    """grpc_server_handled_total of SayHello/OK on the supervisor's merged /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if (
+            line.startswith("grpc_server_handled_total{")
+            and 'grpc_method="SayHello"' in line
+            and 'grpc_code="OK"' in line
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def test_workers_share_the_port_merge_metrics_and_drain_on_sigterm(
+    services: ServiceFactory,
+) -> None:
+    metrics_port = free_port()
+    greeter = services.start_greeter(
+        {"GRPC_WORKERS": str(WORKERS), "METRICS_PORT": str(metrics_port)}
+    )
+    supervisor = greeter.process.pid
+    workers = children(supervisor)
+    assert len(workers) == WORKERS, f"supervisor {supervisor} has children {workers}"
+
+    # A channel of its own subchannel pool opens a connection of its own (grpc otherwise
+    # shares one connection between channels to the same address).
+    options = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
+    # Health answers once the first worker listens; connections opened before the other one
+    # listens would all go to the first.
+    deadline = time.monotonic() + START_TIMEOUT
+    while not all(sockets(pid, greeter.port, LISTEN) for pid in workers):
+        assert time.monotonic() < deadline, "not every worker listens on the port"
+        await asyncio.sleep(0.1)
+    channels = [grpc.aio.insecure_channel(greeter.address, options) for _ in range(CHANNELS)]
+    try:
+        stubs: list[greeter_pb2_grpc.GreeterServiceAsyncStub] = [
+            greeter_pb2_grpc.GreeterServiceStub(channel) for channel in channels
+        ]
+        for round_number in range(CALLS_PER_CHANNEL):
+            replies = await asyncio.gather(
+                *(
+                    stub.SayHello(
+                        greeter_pb2.SayHelloRequest(name=f"Ada{round_number}"),
+                        timeout=RPC_TIMEOUT,
+                    )
+                    for stub in stubs
+                )
+            )
+            assert {reply.message for reply in replies} == {f"Hello, Ada{round_number}!"}
+        per_worker = {pid: sockets(pid, greeter.port, ESTABLISHED) for pid in workers}
+        assert sum(per_worker.values()) == CHANNELS, per_worker
+        assert all(per_worker.values()), f"a worker got no connection: {per_worker}"
+        assert handled_total(metrics_port) == CHANNELS * CALLS_PER_CHANNEL
+
+        # A call in flight on a worker when the supervisor gets SIGTERM still completes.
+        chat = stubs[0].Chat(None, timeout=RPC_TIMEOUT * 2)
+        await chat.write(greeter_pb2.ChatRequest(name="Before"))
+        assert isinstance(await chat.read(), greeter_pb2.ChatResponse)
+        greeter.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        await chat.write(greeter_pb2.ChatRequest(name="During"))
+        during = await chat.read()
+        assert isinstance(during, greeter_pb2.ChatResponse)
+        assert during.message == "Hello, During!"
+        await chat.done_writing()
+        assert await chat.code() == grpc.StatusCode.OK
+    finally:
+        for channel in channels:
+            await channel.close(None)
+    assert await greeter.wait_exit_async() == 0
+    for pid in workers:
+        assert not running(pid), f"worker {pid} outlived the supervisor"
