@@ -170,6 +170,19 @@ async def test_malformed_say_hello_bytes_get_invalid_argument(
     await assert_still_serving(strict, AUTH)
 
 
+async def test_malformed_bytes_without_a_token_are_not_parsed(strict: ServiceProcess) -> None:
+    """An unauthenticated client learns nothing about parsing: UNAUTHENTICATED, not
+    INVALID_ARGUMENT."""
+    async with open_channel(strict.address) as channel:
+        say_hello = channel.unary_unary(
+            f"{SERVICE}/SayHello", request_serializer=_identity, response_deserializer=_identity
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await say_hello(b"\x0a\x02\xff\xfe", timeout=RPC_TIMEOUT)
+    assert_status(raised.value, grpc.StatusCode.UNAUTHENTICATED, DENIED)
+    await assert_still_serving(strict, AUTH)
+
+
 async def test_unknown_fields_and_wrong_wire_types_are_skipped_not_fatal(
     strict: ServiceProcess,
 ) -> None:
@@ -283,16 +296,20 @@ async def test_a_message_just_under_the_limit_is_served(strict: ServiceProcess) 
     ],
 )
 @pytest.mark.parametrize("authenticated", [True, False], ids=["with-token", "without-token"])
-async def test_unknown_methods_get_unimplemented(
+async def test_unknown_methods_get_unimplemented_only_with_a_token(
     strict: ServiceProcess, path: str, authenticated: bool
 ) -> None:
+    """Without a token, only the open services (health, reflection) say what they lack."""
     async with open_channel(strict.address) as channel:
         call = channel.unary_unary(
             path, request_serializer=_identity, response_deserializer=_identity
         )
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await call(b"", metadata=AUTH if authenticated else (), timeout=RPC_TIMEOUT)
-    assert_status(raised.value, grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+    if authenticated or path.startswith("/grpc.health.v1."):
+        assert_status(raised.value, grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+    else:
+        assert_status(raised.value, grpc.StatusCode.UNAUTHENTICATED, DENIED)
     await assert_still_serving(strict, AUTH)
 
 

@@ -73,7 +73,12 @@ class ServerInterceptor(_InterceptorBase):
         if handlers is None:
             handler = await continuation(handler_call_details)
             if cast("grpc.RpcMethodHandler[Any, Any] | None", handler) is None:
-                return handler  # unknown method: grpc answers UNIMPLEMENTED
+                # Unknown method: grpc answers UNIMPLEMENTED, but only to a client that may
+                # call this server at all (no listing of the methods without a token).
+                if self._checker is None or method.startswith(OPEN_PREFIXES):
+                    return handler
+                presented = handler_call_details.invocation_metadata
+                return handler if self._checker.accepts(presented) else _DENIED_ANY_METHOD
             handlers = self._methods[method] = _MethodHandlers.build(
                 method, handler, self._instance, self._tracing
             )
@@ -91,6 +96,10 @@ class ServerInterceptor(_InterceptorBase):
 
 async def _deny(_request: Any, context: Context) -> None:
     await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
+
+
+# Refuses a call of any kind before reading a message (a streaming handler fits every kind).
+_DENIED_ANY_METHOD: grpc.RpcMethodHandler[Any, Any] = grpc.stream_stream_rpc_method_handler(_deny)
 
 
 _KINDS = (
@@ -121,13 +130,15 @@ class _MethodHandlers:
             deserialize = _tolerant(handler.request_deserializer)
 
             serialize = handler.response_serializer
-            observed, denied = (
-                make_handler(
-                    observer.wrap(wrapped),
-                    request_deserializer=deserialize,
-                    response_serializer=serialize,
-                )
-                for wrapped in (behavior, _deny)
+            observed = make_handler(
+                observer.wrap(behavior),
+                request_deserializer=deserialize,
+                response_serializer=serialize,
+            )
+            # What an unauthenticated client sent is never parsed: it gets UNAUTHENTICATED,
+            # even when its bytes are malformed too.
+            denied = make_handler(
+                observer.wrap(_deny), request_deserializer=None, response_serializer=serialize
             )
             return cls(observed, denied, method.startswith(OPEN_PREFIXES))
         raise ValueError(f"handler of {method} has no behaviour")
