@@ -28,7 +28,7 @@ from acme_common.logs import JsonFormatter, configure_logging
 from acme_common.request_context import current_request_id, request_id_from
 from acme_common.security import TokenChecker
 from bench.procs import REPO
-from bench.servers.greeter_variant import LeanObserver
+from bench.servers.greeter_variant import LeanObserver, NoMetric
 from greeter.service import GreeterService
 
 OUT = REPO / ".bench" / "profile"
@@ -50,20 +50,6 @@ class FakeContext:
         return "ipv4:127.0.0.1:54321"
 
     def code(self) -> None:
-        return None
-
-
-class NoMetric:
-    def labels(self, *_labels: str) -> NoMetric:
-        return self
-
-    def inc(self, _amount: float = 1.0) -> None:
-        return None
-
-    def dec(self, _amount: float = 1.0) -> None:
-        return None
-
-    def observe(self, _value: float) -> None:
         return None
 
 

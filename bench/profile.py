@@ -51,7 +51,7 @@ COMPONENTS: list[tuple[str, Callable[[str], bool]]] = [
     ("request id: metadata scan + uuid4", lambda f: "request_context.py" in f or "uuid.py" in f),
     ("handler: servicer + greeting rule",
      lambda f: "greetings.py" in f or f.startswith("SayHello (")
-     or f.startswith("GreeterService.SayHello (") or f.startswith("AioGreeter.SayHello (")),
+     or f.startswith("GreeterService.SayHello (")),
     ("interceptor: its own lines (wrapping, context.peer/code, bookkeeping)",
      lambda f: "acme_common/interceptors.py" in f),
 ]  # fmt: skip

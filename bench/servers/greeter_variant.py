@@ -30,10 +30,10 @@ else:
     _InterceptorBase = grpc.aio.ServerInterceptor
 
 
-class _NoMetric:
+class NoMetric:
     """Stands in for a prometheus_client metric (and its labelled children): does nothing."""
 
-    def labels(self, *_labels: str) -> _NoMetric:
+    def labels(self, *_labels: str) -> NoMetric:
         return self
 
     def inc(self, _amount: float = 1.0) -> None:
@@ -78,11 +78,11 @@ class LeanObserver(interceptors._Observer):
 
     def __init__(self, method: str, grpc_type: str, instance: str, tracing: bool) -> None:
         super().__init__(method, grpc_type, instance, tracing)
-        self.in_flight = cast("Any", _NoMetric())
+        self.in_flight = cast("Any", NoMetric())
         if not self.request_streaming:
-            self.received = cast("Any", _NoMetric())
+            self.received = cast("Any", NoMetric())
         if not self.response_streaming:
-            self.sent = cast("Any", _NoMetric())
+            self.sent = cast("Any", NoMetric())
         self.calls = 0
 
     def begin(self, request: Any, context: interceptors.Context) -> tuple[float, Any]:
@@ -148,7 +148,7 @@ def main() -> None:
             "SERVER_MSG_RECEIVED",
             "SERVER_MSG_SENT",
         ):
-            setattr(metrics, name, _NoMetric())
+            setattr(metrics, name, NoMetric())
     if args.interceptor == "lean":
         interceptors._Observer = LeanObserver  # type: ignore[misc]
         logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
