@@ -11,9 +11,17 @@ import random
 import subprocess
 import sys
 from datetime import UTC, datetime
+from typing import Any, cast
 
-from acme_common.logs import JsonFormatter, LineBatchingHandler, log_fields
-from acme_common.request_context import MAX_REQUEST_ID_LENGTH, new_request_id, request_id_from
+import pytest
+
+from acme_common.logs import JsonFormatter, LineBatchingHandler, configure_logging, log_fields
+from acme_common.request_context import (
+    MAX_REQUEST_ID_LENGTH,
+    current_request_id,
+    new_request_id,
+    request_id_from,
+)
 
 
 def test_timestamp_matches_datetime_isoformat() -> None:
@@ -44,6 +52,53 @@ def test_log_fields_makes_the_same_record_as_extra() -> None:
     line = json.loads(JsonFormatter().format(record))
     assert (line["message"], line["level"], line["logger"]) == ("rpc", "WARNING", logger.name)
     assert (line["method"], line["code"]) == ("/x.Y/Z", "OK")
+
+
+def test_log_fields_direct_path_writes_the_line_logging_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under configure_logging(fmt="json") log_fields skips the LogRecord; the line is the
+    same, request id included; another handler on the way turns the direct path off."""
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    logger = logging.getLogger("acme.test.direct")
+    fields = {"method": "/x.Y/Z", "code": "OK", "duration_ms": 1.5}
+    make_record = logging.getLogRecordFactory()
+    records: list[logging.LogRecord] = []
+
+    def counting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        records.append(make_record(*args, **kwargs))
+        return records[-1]
+
+    token = current_request_id.set("req-1")
+    logging.setLogRecordFactory(counting_factory)
+    try:
+        configure_logging("INFO", "json")
+        log_fields(logger, logging.INFO, "rpc", fields)
+        assert records == []  # direct: no LogRecord at all
+        extra = logging.NullHandler()
+        logger.addHandler(extra)
+        log_fields(logger, logging.INFO, "rpc", fields)
+        assert len(records) == 1  # through logging
+        logger.removeHandler(extra)
+        cast("LineBatchingHandler", root.handlers[0]).flush()
+    finally:
+        logging.setLogRecordFactory(make_record)
+        current_request_id.reset(token)
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    direct, through_logging = (json.loads(line) for line in stream.getvalue().splitlines())
+    del direct["time"], through_logging["time"]
+    assert direct == through_logging
+    assert direct == {
+        "level": "INFO",
+        "logger": "acme.test.direct",
+        "message": "rpc",
+        **fields,
+        "request_id": "req-1",
+    }
 
 
 def batching_logger(stream: io.StringIO) -> tuple[logging.Logger, LineBatchingHandler]:
