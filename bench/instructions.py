@@ -1,0 +1,137 @@
+"""Instructions per call under callgrind: what each part of the stack costs, free of noise.
+
+    uv run python -m bench.instructions          # about 5 minutes; needs valgrind and h2load
+
+Wall-clock throughput on a shared 2-core machine swings by tens of percent between runs;
+valgrind's callgrind counts the instructions a server executes instead, which repeat to
+within a fraction of a percent whatever else the machine does. Each variant runs twice
+under callgrind, serving FEW and then MANY SayHello calls from h2load (one at a time); the
+difference of the two totals divided by MANY - FEW is its cost per call, with start-up and
+shutdown cancelled out. Written to .bench/instructions.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import h2load, procs
+from bench.servers import launch
+
+RESULTS = procs.REPO / ".bench"
+TOKEN = "bench-token"  # noqa: S105 - a throw-away bearer token for loopback servers
+FEW, MANY = 500, 1500
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    start: Callable[[Path], procs.ServerProcess]
+    token: str | None = TOKEN
+
+
+def greeter_variant(name: str, *args: str) -> Callable[[Path], procs.ServerProcess]:
+    """bench.servers.greeter_variant (the greeter with one part switched off)."""
+
+    def start(logs: Path) -> procs.ServerProcess:
+        port = procs.free_port()
+        return procs.ServerProcess(
+            name,
+            launch.python("bench.servers.greeter_variant", *args),
+            logs / f"{name}.log",
+            env=launch.production_env(name, TOKEN, port),
+            port=port,
+        )
+
+    return start
+
+
+VARIANTS = [
+    Variant("row 1: sync grpc.server", launch.sync_server, token=None),
+    Variant("row 2: bare grpc.aio server", launch.aio_server, token=None),
+    Variant("row 3: greeter, production stack", lambda logs: launch.greeter("full", logs, TOKEN)),
+    Variant(
+        "row 3 without the access log (LOG_LEVEL=WARNING)",
+        lambda logs: launch.greeter("nolog", logs, TOKEN, log_level="WARNING"),
+    ),
+    Variant(
+        "row 3 without auth (AUTH_TOKENS empty)",
+        lambda logs: launch.greeter("noauth", logs, ""),
+        token=None,
+    ),
+    Variant("row 3 without metrics", greeter_variant("nometrics", "--metrics", "off")),
+    Variant(
+        "row 3 with a pass-through interceptor",
+        greeter_variant("passthrough", "--interceptor", "passthrough"),
+    ),
+]
+
+
+def total_instructions(variant: Variant, calls: int, logs: Path) -> int:
+    """Instructions the server executed from start to exit, having served `calls` calls."""
+    server = variant.start(logs)
+    out = logs / f"{server.name}.{calls}.callgrind"
+    server.argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *server.argv]
+    server.start()
+    try:
+        server.wait_ready(lambda: launch.say_hello_problem(server, variant.token), timeout=180)
+        body = logs / f"{server.name}.body"
+        body.write_bytes(h2load.grpc_frame(launch.say_hello_bytes()))
+        headers = [f"--header={header}" for header in h2load.grpc_headers(variant.token)]
+        url = f"http://{server.address}{launch.SAY_HELLO}"
+        command = ["h2load", f"-n{calls}", "-c1", "-m1", f"--data={body}", *headers, url]
+        output = subprocess.run(  # noqa: S603 - fixed h2load command line, loopback URL
+            command, capture_output=True, text=True, timeout=600, check=True
+        ).stdout
+        if f"{calls} succeeded" not in output:
+            raise RuntimeError(f"{variant.label}: h2load did not succeed:\n{output}")
+    finally:
+        server.stop(timeout=120)
+    summary = re.search(r"^summary: (\d+)$", out.read_text(), re.MULTILINE)
+    if summary is None:
+        raise RuntimeError(f"{variant.label}: no callgrind summary in {out}")
+    return int(summary.group(1))
+
+
+def per_call(variant: Variant, logs: Path) -> float:
+    few, many = (total_instructions(variant, calls, logs) for calls in (FEW, MANY))
+    return (many - few) / (MANY - FEW)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args()
+    missing = [tool for tool in ("valgrind", "h2load") if shutil.which(tool) is None]
+    if missing:
+        sys.exit(f"bench.instructions needs {' and '.join(missing)} (apt-get install valgrind)")
+    logs = RESULTS / "instructions"
+    logs.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(2) as pool:  # instruction counts do not mind sharing the cores
+        counts = list(pool.map(lambda variant: per_call(variant, logs), VARIANTS))
+    bare, full = counts[1], counts[2]
+    lines = [
+        f"Instructions per SayHello call (callgrind; {MANY} - {FEW} calls, one at a time)",
+        "",
+        "| server | instructions per call | row 2 / this | what row 3 pays for the part |",
+        "|---|---:|---:|---:|",
+    ]
+    for index, (variant, count) in enumerate(zip(VARIANTS, counts, strict=True)):
+        cost = f"{full - count:,.0f}" if index > 2 else ""
+        lines.append(f"| {variant.label} | {count:,.0f} | {bare / count:.2f} | {cost} |")
+    table = "\n".join(lines)
+    print(table)
+    (RESULTS / "instructions.md").write_text(table + "\n")
+    results = {variant.label: count for variant, count in zip(VARIANTS, counts, strict=True)}
+    (RESULTS / "instructions.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
