@@ -31,7 +31,8 @@ from bench import h2load, procs, report, toolchain
 from bench.procs import REPO, ServerError, ServerProcess
 from bench.servers import launch
 
-OUT = REPO / ".bench"
+# Results and logs; ACME_BENCH_OUT moves them (the harness smoke test writes to a temp dir).
+OUT = Path(os.environ.get("ACME_BENCH_OUT", REPO / ".bench"))
 
 
 @dataclass

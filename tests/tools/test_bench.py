@@ -1,0 +1,49 @@
+"""The benchmark harness still runs end to end: a short `python -m bench` over the Python rows
+writes a table in which every selected row was measured without errors. (What it measures is
+reported by `nox -s bench`, never asserted here.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_a_short_bench_run_measures_every_selected_row(tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "bench",
+        "--rows",
+        "2,3,5,6",
+        "--runs",
+        "1",
+        "--warmup",
+        "1",
+        "--duration",
+        "1",
+        "--soak-seconds",
+        "0",
+        "--no-apt",
+    ]
+    env = {**os.environ, "ACME_BENCH_OUT": str(tmp_path)}
+    result = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=280, check=False
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = {row["key"]: row for row in json.loads((tmp_path / "results.json").read_text())["rows"]}
+    for key in ("2", "3", "5d", "5", "6", "1p"):
+        row = rows[key]
+        assert row["status"] == "ok", row
+        assert row["errors"] == 0, row
+        assert row["throughput"] > 0, row
+    assert rows["7"]["status"].startswith("skipped"), rows["7"]
+    assert "| 3 |" in (tmp_path / "results.md").read_text()
