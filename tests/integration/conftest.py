@@ -58,6 +58,7 @@ _SCRUBBED_VARIABLES = frozenset(
         "GRPC_MAX_MESSAGE_BYTES",
         "LOG_LEVEL",
         "LOG_FORMAT",
+        "ACCESS_LOG",
         "INSTANCE_NAME",
         "METRICS_PORT",
         "TRACING_EXPORTER",

@@ -175,3 +175,26 @@ async def test_request_id_is_taken_logged_and_propagated(
     assert introduced[0] == "req-1234"
     assert len(introduced[1]) == 32  # generated when the client sent none
     assert greeted == introduced  # caller passed both on to greeter
+
+
+@pytest.mark.parametrize(
+    ("access_log", "logged"),
+    [("all", ["OK", "INVALID_ARGUMENT"]), ("errors", ["INVALID_ARGUMENT"]), ("off", [])],
+)
+async def test_access_log_setting_chooses_which_calls_get_a_line(
+    start_greeter: StartGreeter,
+    caplog: pytest.LogCaptureFixture,
+    access_log: str,
+    logged: list[str],
+) -> None:
+    caplog.set_level(logging.INFO, logger="acme.access")
+    greeter = await start_greeter(access_log=access_log)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{greeter.port}") as channel:
+        stub = greeter_pb2_grpc.GreeterServiceStub(channel)
+        await stub.SayHello(greeter_pb2.SayHelloRequest(name="Ada"), timeout=5)
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.SayHello(greeter_pb2.SayHelloRequest(name=""), timeout=5)
+    codes = [
+        getattr(record, "code", None) for record in caplog.records if record.name == "acme.access"
+    ]
+    assert codes == logged

@@ -54,11 +54,17 @@ class ServerInterceptor(_InterceptorBase):
     """Authenticates, observes and translates the failures of every RPC of a server."""
 
     def __init__(
-        self, instance: str, tokens: Sequence[SecretStr] = (), *, tracing: bool = False
+        self,
+        instance: str,
+        tokens: Sequence[SecretStr] = (),
+        *,
+        tracing: bool = False,
+        access_log: str = "all",
     ) -> None:
         self._instance = instance
         self._checker = TokenChecker(tokens) if tokens else None
         self._tracing = tracing
+        self._access_log = access_log
         self._methods: dict[str, _MethodHandlers] = {}
 
     async def intercept_service(
@@ -80,7 +86,7 @@ class ServerInterceptor(_InterceptorBase):
                 presented = handler_call_details.invocation_metadata
                 return handler if self._checker.accepts(presented) else _DENIED_ANY_METHOD
             handlers = self._methods[method] = _MethodHandlers.build(
-                method, handler, self._instance, self._tracing
+                method, handler, self._instance, self._tracing, self._access_log
             )
         metadata = cast(
             "Sequence[tuple[str, str | bytes]]", handler_call_details.invocation_metadata
@@ -120,13 +126,20 @@ class _MethodHandlers:
 
     @classmethod
     def build(
-        cls, method: str, handler: grpc.RpcMethodHandler[Any, Any], instance: str, tracing: bool
+        cls,
+        method: str,
+        handler: grpc.RpcMethodHandler[Any, Any],
+        instance: str,
+        tracing: bool,
+        access_log: str = "all",
     ) -> _MethodHandlers:
         for attribute, grpc_type, make_handler in _KINDS:
             behavior = getattr(handler, attribute)
             if behavior is None:
                 continue
             observer = _Observer(method, grpc_type, instance, tracing)
+            observer.log_ok = access_log == "all"
+            observer.log_errors = access_log != "off"
             deserialize = _tolerant(handler.request_deserializer)
 
             serialize = handler.response_serializer
@@ -190,6 +203,8 @@ class _Observer:
         self.instance = instance
         self.tracing = tracing
         self.level = logging.DEBUG if method.startswith(OPEN_PREFIXES) else logging.INFO
+        self.log_ok = True  # an access-log line for calls that end OK (ACCESS_LOG=all)
+        self.log_errors = True  # and for the others (ACCESS_LOG=all or errors)
         self.request_streaming = grpc_type in ("client_stream", "bidi_stream")
         self.response_streaming = grpc_type in ("server_stream", "bidi_stream")
         self.labels = metrics.method_labels(method, grpc_type)
@@ -256,7 +271,7 @@ class _Observer:
         handled()
         self._observe(elapsed)
         self._in_flight_dec()
-        if log.isEnabledFor(self.level):
+        if (self.log_ok if code is _OK else self.log_errors) and log.isEnabledFor(self.level):
             fields = {
                 "method": self.method,
                 "code": code.name,

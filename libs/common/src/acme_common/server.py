@@ -60,7 +60,10 @@ class ServiceHost:
         # health.aio is grpcio-health-checking's documented asyncio servicer; grpc-stubs lacks it.
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         interceptor = ServerInterceptor(
-            settings.instance_name, settings.auth_tokens, tracing=tracer_provider is not None
+            settings.instance_name,
+            settings.auth_tokens,
+            tracing=tracer_provider is not None,
+            access_log=settings.access_log,
         )
         self.server = grpc.aio.server(
             interceptors=[*server_interceptors(tracer_provider), interceptor],

@@ -56,6 +56,10 @@ class ServerSettings(BaseSettings):
     log_format: Literal["json", "text"] = Field(
         default="json", description="json: one JSON object per line; text: human-readable."
     )
+    access_log: Literal["all", "errors", "off"] = Field(
+        default="all",
+        description="Which RPCs get an access-log line: all, errors (status not OK), or off.",
+    )
     instance_name: str = Field(
         default_factory=socket.gethostname,
         min_length=1,
