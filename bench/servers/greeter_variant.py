@@ -76,8 +76,10 @@ class LeanObserver(interceptors._Observer):
 
     log_every = int(os.environ.get("LEAN_LOG_EVERY", "100"))
 
-    def __init__(self, method: str, grpc_type: str, instance: str, tracing: bool) -> None:
-        super().__init__(method, grpc_type, instance, tracing)
+    def __init__(
+        self, method: str, grpc_type: str, instance: str, tracing: bool, access_log: str = "all"
+    ) -> None:
+        super().__init__(method, grpc_type, instance, tracing, access_log)
         self.in_flight = cast("Any", NoMetric())
         if not self.request_streaming:
             self.received = cast("Any", NoMetric())

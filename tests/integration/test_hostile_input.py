@@ -29,6 +29,7 @@ import pytest
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_common.errors import field_violations, status_details
 
+from .abandoned_call import open_call
 from .conftest import (
     EOF,
     HOST,
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     pass
 
 pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]  # where `python -m tests.integration...` runs
 
 TOKEN = "hostile-input-token"  # noqa: S105 - a test secret
 AUTH: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {TOKEN}"),)
@@ -638,8 +641,6 @@ async def test_streams_over_the_concurrency_cap_get_resource_exhausted(
 
 # ---------------------------------------------------------------- clients that vanish
 
-UNREAD_NAMES = 5000  # Chat names sent without reading a reply: about 0.5 MB of replies
-
 
 def _metric(text: str, name: str, method: str, code: str | None = None) -> float:
     """One series of the greeter's /metrics (0 when absent)."""
@@ -670,55 +671,21 @@ async def wait_in_flight(port: int, method: str, expected: float, within: float 
         await asyncio.sleep(0.05)
 
 
-CLIENT_SCRIPT = """
-import asyncio, sys
-import grpc
-from acme.greeter.v1 import greeter_pb2 as pb, greeter_pb2_grpc as rpc
-
-async def main(address, kind, request_id, *_):
-    channel = grpc.aio.insecure_channel(address, options=[("grpc.enable_http_proxy", 0)])
-    stub = rpc.GreeterServiceStub(channel)
-    metadata = (("x-request-id", request_id),)
-    if kind == "Chat":
-        call = stub.Chat(None, metadata=metadata, timeout=120)
-        await call.write(pb.ChatRequest(name="Ada"))
-        await call.read()
-    elif kind == "GreetMany":
-        call = stub.GreetMany(None, metadata=metadata, timeout=120)
-        for _ in range(3):
-            await call.write(pb.GreetManyRequest(name="Ada"))
-    else:  # a Chat that is never read
-        call = stub.Chat(None, metadata=metadata, timeout=120)
-        for _ in range(int(sys.argv[4])):
-            try:
-                await asyncio.wait_for(call.write(pb.ChatRequest(name="x" * 100)), 5)
-            except TimeoutError:
-                break  # flow control: the server is blocked writing replies nobody reads
-    print("ready", flush=True)
-    await asyncio.sleep(120)
-
-asyncio.run(main(*sys.argv[1:]))
-"""
-
-
-async def open_and_abandon(
-    server: ServiceProcess, metrics_port: int, method: str, how: str, tmp_path: Path
-) -> str:
+async def open_and_abandon(server: ServiceProcess, metrics_port: int, method: str, how: str) -> str:
     """Start a call of method that stays open and wait until the server is handling it, then
     make its client go away: `close` the channel in this process, or SIGKILL a client
     `process` (the kernel closes its socket). Returns the call's request id."""
     request_id = f"hostile-{uuid.uuid4().hex}"
     rpc_method = "GreetMany" if method == "GreetMany" else "Chat"
     if how == "process":
-        script = tmp_path / "client.py"
-        script.write_text(CLIENT_SCRIPT)
         client = await asyncio.create_subprocess_exec(
             sys.executable,
-            str(script),
+            "-m",
+            "tests.integration.abandoned_call",
             server.address,
             method,
             request_id,
-            str(UNREAD_NAMES),
+            cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
@@ -731,27 +698,9 @@ async def open_and_abandon(
             client.send_signal(signal.SIGKILL)
             await client.wait()
         return request_id
-    metadata = (("x-request-id", request_id),)
     channel = open_channel(server.address)
     try:
-        stub = greeter_pb2_grpc.GreeterServiceStub(channel)
-        if method == "Chat":
-            chat = stub.Chat(None, metadata=metadata, timeout=120)
-            await chat.write(greeter_pb2.ChatRequest(name="Ada"))
-            assert isinstance(await chat.read(), greeter_pb2.ChatResponse)
-        elif method == "GreetMany":
-            upload = stub.GreetMany(None, metadata=metadata, timeout=120)
-            for _ in range(3):
-                await upload.write(greeter_pb2.GreetManyRequest(name="Ada"))
-        else:  # a Chat that is never read
-            unread = stub.Chat(None, metadata=metadata, timeout=120)
-            for _ in range(UNREAD_NAMES):
-                try:
-                    await asyncio.wait_for(
-                        unread.write(greeter_pb2.ChatRequest(name="x" * 100)), RPC_TIMEOUT
-                    )
-                except TimeoutError:
-                    break  # flow control: the server is blocked writing replies nobody reads
+        await open_call(channel, method, request_id)
         await wait_in_flight(metrics_port, rpc_method, 1.0)
     finally:
         await channel.close(None)
@@ -765,10 +714,10 @@ async def open_and_abandon(
     ids=["mid-chat", "mid-greet-many", "never-read-chat"],
 )
 async def test_clients_vanishing_mid_stream_are_contained(
-    servers: Servers, method: str, how: str, tmp_path: Path
+    servers: Servers, method: str, how: str
 ) -> None:
     roomy, port = servers.roomy, servers.roomy_metrics_port
-    request_id = await open_and_abandon(roomy, port, method, how, tmp_path)
+    request_id = await open_and_abandon(roomy, port, method, how)
 
     # The server notices, ends its handler and forgets the call: nothing stays in flight.
     rpc_method = "GreetMany" if method == "GreetMany" else "Chat"

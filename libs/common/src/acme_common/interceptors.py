@@ -137,9 +137,7 @@ class _MethodHandlers:
             behavior = getattr(handler, attribute)
             if behavior is None:
                 continue
-            observer = _Observer(method, grpc_type, instance, tracing)
-            observer.log_ok = access_log == "all"
-            observer.log_errors = access_log != "off"
+            observer = _Observer(method, grpc_type, instance, tracing, access_log)
             deserialize = _tolerant(handler.request_deserializer)
 
             serialize = handler.response_serializer
@@ -198,13 +196,15 @@ class _Observer:
     call there is a handful of counter updates, one histogram observation and the log line.
     """
 
-    def __init__(self, method: str, grpc_type: str, instance: str, tracing: bool) -> None:
+    def __init__(
+        self, method: str, grpc_type: str, instance: str, tracing: bool, access_log: str = "all"
+    ) -> None:
         self.method = method
         self.instance = instance
         self.tracing = tracing
         self.level = logging.DEBUG if method.startswith(OPEN_PREFIXES) else logging.INFO
-        self.log_ok = True  # an access-log line for calls that end OK (ACCESS_LOG=all)
-        self.log_errors = True  # and for the others (ACCESS_LOG=all or errors)
+        self.log_ok = access_log == "all"  # an access-log line for calls that end OK
+        self.log_errors = access_log != "off"  # and for the others
         self.request_streaming = grpc_type in ("client_stream", "bidi_stream")
         self.response_streaming = grpc_type in ("server_stream", "bidi_stream")
         self.labels = metrics.method_labels(method, grpc_type)
