@@ -20,6 +20,8 @@ async def echo(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) 
         raise InvalidArgument(FieldViolation("payload", "must not be 'invalid'"))
     if request == b"crash":
         raise RuntimeError("secret internal detail")
+    if request.startswith(b"bytes:"):  # a reply of that many bytes
+        return b"x" * int(request.removeprefix(b"bytes:"))
     return request
 
 
@@ -91,3 +93,24 @@ async def test_unknown_method_is_unimplemented(channel: grpc.aio.Channel) -> Non
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await method(b"", timeout=5)
     assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_replies_over_the_message_limit_are_resource_exhausted() -> None:
+    # grpc.max_send_message_length: a server never sends more than GRPC_MAX_MESSAGE_BYTES.
+    settings = ServerSettings(
+        grpc_host="127.0.0.1", grpc_port=0, grpc_grace_period=1, grpc_max_message_bytes=4096
+    )
+    service_host = ServiceHost(settings, [Service(SERVICE, add_probe_service)])
+    await service_host.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{service_host.port}") as channel:
+            assert len(await call_echo(channel, b"bytes:4000")) == 4000
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await call_echo(channel, b"bytes:5000")
+            assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await call_echo(channel, b"x" * 5000)  # and receives no more either
+            assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert await call_echo(channel, b"still here") == b"still here"
+    finally:
+        await service_host.stop()

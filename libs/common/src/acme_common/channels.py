@@ -97,14 +97,22 @@ class _OutgoingInterceptor(_UnaryInterceptorBase):
         started = time.perf_counter()
         call = await continuation(details, request)
         try:
-            code = await call.code()
+            await call
+        except grpc.aio.AioRpcError:
+            pass  # the call has its status; whoever awaits the call gets the same error
         except asyncio.CancelledError:
             # The calling task was cancelled (its own client cancelled or timed out):
             # cancel the outgoing call too, instead of leaving it running downstream.
             call.cancel()
             raise
+        except Exception as error:
+            # grpc could not start the call (e.g. it refused a metadata value): such a call
+            # never gets a status, and its deadline never runs (`call.code()` would wait
+            # forever). End it here, with a status, at once.
+            bound.handled(grpc.StatusCode.INTERNAL)
+            raise _not_started(error) from None
         bound.latency(time.perf_counter() - started)
-        bound.handled(code)
+        bound.handled(await call.code())
         return call
 
 
@@ -122,6 +130,12 @@ class _ClientMethodMetrics:
         if inc is None:
             inc = self._handled[code] = metrics.CLIENT_HANDLED.labels(*self.labels, code.name).inc
         inc()
+
+
+def _not_started(error: Exception) -> grpc.aio.AioRpcError:
+    details = f"the call could not be started: {type(error).__name__}"
+    empty = grpc.aio.Metadata()
+    return grpc.aio.AioRpcError(grpc.StatusCode.INTERNAL, empty, empty, details, repr(error)[:500])
 
 
 def _method_name(method: object) -> str:
@@ -142,11 +156,15 @@ def create_channel(
         ("grpc.enable_retries", 1),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        # Ping idle connections so proxies and NATs do not silently drop them.
-        ("grpc.keepalive_time_ms", 30_000),
-        ("grpc.keepalive_timeout_ms", 10_000),
+        # Ping idle connections so proxies and NATs do not silently drop them, and find dead
+        # ones; servers (server.py) accept pings down to GRPC_KEEPALIVE_MIN_PING_INTERVAL.
+        ("grpc.keepalive_time_ms", round(settings.keepalive_time * 1000)),
+        ("grpc.keepalive_timeout_ms", round(settings.keepalive_timeout * 1000)),
+        # grpc 1.85 waits for a ping's ACK this long, not keepalive_timeout_ms (default 60 s):
+        # without it a peer that stops answering keeps the connection for a minute.
+        ("grpc.http2.ping_timeout_ms", round(settings.keepalive_timeout * 1000)),
         ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.max_pings_without_data", 0),  # 0: keep pinging however long it is idle
     ]
     if settings.tls_server_name:
         options.append(("grpc.ssl_target_name_override", settings.tls_server_name))

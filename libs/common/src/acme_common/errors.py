@@ -16,6 +16,32 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+# A status travels in HTTP/2 trailers, which grpc limits (max_metadata_size: 8 KiB soft,
+# 16 KiB hard; between the two, calls fail at random): grpc-message is percent-encoded (up to
+# 3 bytes per byte) and grpc-status-details-bin is base64 (4/3). These bounds keep any status
+# under 4 KiB whatever a client sent, so a long input is answered with its own status (e.g.
+# INVALID_ARGUMENT), never RESOURCE_EXHAUSTED "metadata size exceeds limit".
+MAX_MESSAGE_BYTES = 512  # the status message
+MAX_DESCRIPTION_BYTES = 256  # one field violation's description (and its field path)
+MAX_VIOLATIONS = 8  # field violations sent; more are counted in the message
+MAX_ECHO_CHARACTERS = 32  # of client text repeated in a message: see echo()
+
+
+def echo(value: str, limit: int = MAX_ECHO_CHARACTERS) -> str:
+    """Client-controlled text fit to repeat in an error message: its repr, cut to `limit`
+    characters with the total length said, e.g. `'xxxx…' (8000 characters)`."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}… ({len(value)} characters)"
+
+
+def truncate(text: str, max_bytes: int) -> str:
+    """text cut to at most max_bytes of UTF-8 (at a character boundary), `…` marking a cut."""
+    encoded = text.encode()
+    if len(encoded) <= max_bytes:
+        return text
+    return encoded[: max_bytes - 3].decode(errors="ignore") + "…"
+
 
 @dataclass(frozen=True)
 class FieldViolation:
@@ -31,6 +57,7 @@ class ServiceError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
 
     def __init__(self, message: str) -> None:
+        message = truncate(message, MAX_MESSAGE_BYTES)
         super().__init__(message)
         self.message = message
 
@@ -46,8 +73,18 @@ class InvalidArgument(ServiceError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
     def __init__(self, *violations: FieldViolation) -> None:
-        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
-        self.violations = violations
+        kept = tuple(
+            FieldViolation(
+                truncate(v.field, MAX_DESCRIPTION_BYTES),
+                truncate(v.description, MAX_DESCRIPTION_BYTES),
+            )
+            for v in violations[:MAX_VIOLATIONS]
+        )
+        message = "; ".join(f"{v.field}: {v.description}" for v in kept)
+        if len(violations) > len(kept):
+            message = f"{message}; and {len(violations) - len(kept)} more"
+        super().__init__(message)
+        self.violations = kept
 
     def to_status(self) -> grpc.Status:
         detail = any_pb2.Any()

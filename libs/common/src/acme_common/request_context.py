@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Sequence
 from contextvars import ContextVar
 
@@ -20,9 +21,16 @@ def new_request_id() -> str:
     return f"{random.getrandbits(128):032x}"
 
 
+# Visible ASCII only: what gRPC allows in a metadata value (0x20-0x7E, PROTOCOL-HTTP2.md),
+# minus the spaces HTTP/2 forbids at either end (RFC 9113 8.2.1). Anything else can arrive
+# (servers accept any bytes) but could not be passed on: grpc refuses to send it.
+_SENDABLE_REQUEST_ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_REQUEST_ID_LENGTH}}}")
+
+
 def sane_request_id(value: object) -> str | None:
-    """value when it is usable as a request id (printable text of 1-128 characters)."""
-    if isinstance(value, str) and 0 < len(value) <= MAX_REQUEST_ID_LENGTH and value.isprintable():
+    """value when it is usable, and legal to pass on, as a request id: 1-128 visible ASCII
+    characters; else None."""
+    if isinstance(value, str) and _SENDABLE_REQUEST_ID.fullmatch(value):
         return value
     return None
 

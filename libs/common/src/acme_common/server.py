@@ -119,23 +119,34 @@ class ServiceHost:
 
 
 def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
-    """Message size limits, and keepalive pings tolerated from clients such as channels.py's."""
+    """The grpc core options of every server. grpc silently ignores a name it does not know,
+    so each of these has a test over real sockets that shows its effect (tests/integration/
+    test_grpc_options.py names them)."""
     return [
         ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
         ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
         ("grpc.so_reuseport", 1 if settings.grpc_workers > 1 else 0),
+        # Keepalive pings from idle clients (channels.py pings every 30 s by default) are
+        # welcome down to this interval; faster ones earn strikes, then GOAWAY too_many_pings.
         ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        (
+            "grpc.http2.min_ping_interval_without_data_ms",
+            _milliseconds(settings.grpc_keepalive_min_ping_interval),
+        ),
         ("grpc.http2.max_ping_strikes", 2),
         # Recycle connections now and then so clients re-resolve DNS and spread over new replicas.
-        ("grpc.max_connection_age_ms", 300_000),
-        ("grpc.max_connection_age_grace_ms", 30_000),
+        ("grpc.max_connection_age_ms", _milliseconds(settings.grpc_max_connection_age)),
+        ("grpc.max_connection_age_grace_ms", _milliseconds(settings.grpc_max_connection_age_grace)),
         # grpc core cancels calls queued for the asyncio loop beyond 1000 with a bare CANCELLED
         # (INTERNAL on a client mid-write): let a burst of thousands wait for the loop instead,
         # where GRPC_MAX_CONCURRENT_RPCS answers the excess with RESOURCE_EXHAUSTED.
         ("grpc.server.max_pending_requests", 10_000),
         ("grpc.server.max_pending_requests_hard_limit", 20_000),
     ]
+
+
+def _milliseconds(seconds: float) -> int:
+    return round(seconds * 1000)
 
 
 async def serve(

@@ -50,6 +50,27 @@ class ServerSettings(BaseSettings):
         ge=1024,
         description="Largest message received or sent; larger ones get RESOURCE_EXHAUSTED.",
     )
+    grpc_keepalive_min_ping_interval: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Seconds a client must leave between keepalive pings on an idle "
+        "connection; pinging more often earns strikes and, after 2, a GOAWAY "
+        "ENHANCE_YOUR_CALM (too_many_pings). Keep it below every client's keepalive time.",
+    )
+    grpc_max_connection_age: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="Seconds after which a connection is told to go away (GOAWAY NO_ERROR, "
+        "grpc adds +-10 % jitter), so clients re-resolve and spread over new replicas.",
+    )
+    grpc_max_connection_age_grace: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="Seconds calls on an aged connection get to finish before it is closed.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level that is logged."
     )
@@ -114,6 +135,21 @@ class ClientSettings(BaseSettings):
     tls_key_file: Path | None = Field(default=None, description="Client private key for mTLS.")
     tls_server_name: str | None = Field(
         default=None, description="Name expected in the server certificate, if not the target's."
+    )
+    keepalive_time: float = Field(
+        default=30.0,
+        gt=0,
+        le=7200,
+        description="Seconds between keepalive pings on the channel's connections, idle or "
+        "not, so proxies and NATs keep them; must not be below the server's "
+        "GRPC_KEEPALIVE_MIN_PING_INTERVAL (10 s by default).",
+    )
+    keepalive_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Seconds to wait for a ping's acknowledgement before the connection is "
+        "considered dead and closed (calls on it fail UNAVAILABLE and are retried).",
     )
 
     @model_validator(mode="after")

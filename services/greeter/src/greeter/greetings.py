@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from acme_common.errors import FieldViolation, InvalidArgument
+from acme_common.errors import FieldViolation, InvalidArgument, echo
 
 MAX_NAME_LENGTH = 100
 MAX_LANGUAGES = 1000  # one request may ask for at most this many streamed greetings
@@ -40,7 +40,9 @@ def validate_language(language: str, field: str = "language") -> str:
     tag = language.strip().lower() or DEFAULT_LANGUAGE
     if tag not in TEMPLATES:
         supported = ", ".join(sorted(TEMPLATES))
-        raise InvalidArgument(FieldViolation(field, f"unsupported {tag!r}; supported: {supported}"))
+        raise InvalidArgument(
+            FieldViolation(field, f"unsupported {echo(tag)}; supported: {supported}")
+        )
     return tag
 
 

@@ -1,0 +1,101 @@
+"""create_channel's outgoing calls against a real ServiceHost on loopback: token and request
+id on every call, message limits, and a status for every call, even one grpc cannot start."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from pydantic import SecretStr
+
+from acme_common.channels import MAX_MESSAGE_BYTES, create_channel
+from acme_common.request_context import current_request_id
+from acme_common.server import Service, ServiceHost
+from acme_common.settings import ClientSettings, ServerSettings
+
+SERVICE = "test.v1.MirrorService"
+TOKEN = "test-token"  # noqa: S105 - a test value
+
+
+async def mirror(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+    """Replies with the metadata it received (`key=value` lines), or N bytes for `bytes:N`."""
+    if request.startswith(b"bytes:"):
+        return b"x" * int(request.removeprefix(b"bytes:"))
+    pairs = context.invocation_metadata() or ()
+    return "\n".join(f"{key}={value!s}" for key, value in pairs if isinstance(value, str)).encode()
+
+
+def add_mirror(server: grpc.aio.Server) -> None:
+    handler = grpc.method_handlers_generic_handler(
+        SERVICE, {"Mirror": grpc.unary_unary_rpc_method_handler(mirror)}
+    )
+    server.add_generic_rpc_handlers((handler,))
+
+
+@pytest.fixture
+async def address() -> AsyncIterator[str]:
+    settings = ServerSettings(
+        grpc_host="127.0.0.1",
+        grpc_port=0,
+        grpc_grace_period=1,
+        grpc_max_message_bytes=2 * MAX_MESSAGE_BYTES,
+    )
+    host = ServiceHost(settings, [Service(SERVICE, add_mirror)])
+    await host.start()
+    yield f"127.0.0.1:{host.port}"
+    await host.stop()
+
+
+async def call(
+    channel: grpc.aio.Channel,
+    payload: bytes = b"",
+    metadata: tuple[tuple[str, str], ...] = (),
+) -> bytes:
+    method = channel.unary_unary(f"/{SERVICE}/Mirror", None, None)
+    reply: bytes = await method(payload, timeout=5, metadata=metadata)
+    return reply
+
+
+async def test_token_and_request_id_travel_with_every_call(address: str) -> None:
+    settings = ClientSettings(target=address, auth_token=SecretStr(TOKEN))
+    async with create_channel(settings, retry_services=[SERVICE]) as channel:
+        token = current_request_id.set("req-42")
+        try:
+            seen = (await call(channel)).decode().splitlines()
+        finally:
+            current_request_id.reset(token)
+    assert f"authorization=Bearer {TOKEN}" in seen
+    assert "x-request-id=req-42" in seen
+
+
+async def test_replies_over_the_message_limit_are_resource_exhausted(address: str) -> None:
+    async with create_channel(ClientSettings(target=address), retry_services=[]) as channel:
+        assert len(await call(channel, f"bytes:{MAX_MESSAGE_BYTES - 64}".encode())) > 0
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await call(channel, f"bytes:{MAX_MESSAGE_BYTES + 1}".encode())
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        pytest.param((("x-request-id", "café"),), id="non-ascii-value"),
+        pytest.param((("x-note", "a\nb"),), id="control-character"),
+        pytest.param((("Bad-Key", "v"),), id="upper-case-key"),
+    ],
+)
+async def test_a_call_grpc_cannot_start_ends_at_once_with_internal(
+    address: str, metadata: tuple[tuple[str, str], ...]
+) -> None:
+    # grpc refuses to send such metadata; the call then never gets a status from grpc and
+    # its deadline never runs: without a status of its own, whoever awaits it waits forever.
+    async with create_channel(ClientSettings(target=address), retry_services=[]) as channel:
+        started = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await call(channel, metadata=metadata)
+        assert time.monotonic() - started < 1.0
+        assert raised.value.code() == grpc.StatusCode.INTERNAL
+        assert "could not be started" in (raised.value.details() or "")
+        assert await call(channel) is not None  # the channel still works
