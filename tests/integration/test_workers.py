@@ -134,3 +134,35 @@ async def test_workers_share_the_port_merge_metrics_and_drain_on_sigterm(
     assert await greeter.wait_exit_async() == 0
     for pid in workers:
         assert not running(pid), f"worker {pid} outlived the supervisor"
+
+
+@pytest.mark.parametrize("second_workers", [1, WORKERS], ids=["one-worker", "two-workers"])
+@pytest.mark.parametrize("first_workers", [1, WORKERS], ids=["after-one", "after-two"])
+async def test_a_second_server_on_the_port_is_refused(
+    services: ServiceFactory, first_workers: int, second_workers: int
+) -> None:
+    # SO_REUSEPORT would let a second multi-worker server take part of the connections
+    # (answering with the wrong service); it must be refused at start, as with one worker.
+    greeter = services.start_greeter({"GRPC_WORKERS": str(first_workers)})
+    intruder = services.start(
+        "caller",
+        {"GRPC_PORT": str(greeter.port), "GRPC_WORKERS": str(second_workers)},
+        wait_healthy=False,
+    )
+    assert intruder.wait_exit() == 1
+    assert f"cannot listen on 127.0.0.1:{greeter.port}" in intruder.log_text()
+    options = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
+    channels = [grpc.aio.insecure_channel(greeter.address, options) for _ in range(CHANNELS)]
+    try:
+        replies = await asyncio.gather(
+            *(
+                greeter_pb2_grpc.GreeterServiceStub(channel).SayHello(
+                    greeter_pb2.SayHelloRequest(name="Ada"), timeout=RPC_TIMEOUT
+                )
+                for channel in channels
+            )
+        )
+    finally:
+        for channel in channels:
+            await channel.close(None)
+    assert {reply.message for reply in replies} == {"Hello, Ada!"}
