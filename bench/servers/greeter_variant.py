@@ -76,10 +76,8 @@ class LeanObserver(interceptors._Observer):
 
     log_every = int(os.environ.get("LEAN_LOG_EVERY", "100"))
 
-    def __init__(
-        self, method: str, grpc_type: str, instance: str, tracing: bool, access_log: str = "all"
-    ) -> None:
-        super().__init__(method, grpc_type, instance, tracing, access_log)
+    def __init__(self, method: str, grpc_type: str, config: interceptors._Observer.Config) -> None:
+        super().__init__(method, grpc_type, config)
         self.in_flight = cast("Any", NoMetric())
         if not self.request_streaming:
             self.received = cast("Any", NoMetric())
@@ -96,7 +94,7 @@ class LeanObserver(interceptors._Observer):
         current_request_id.set(incoming or f"{_ID_PREFIX}{next(_ids):x}")
         self.started.inc()
         if self.request_streaming:
-            return time.perf_counter(), self._checked(request)
+            return time.perf_counter(), self._checked(request, context)
         self.received.inc()
         return time.perf_counter(), request
 

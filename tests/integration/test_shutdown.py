@@ -13,6 +13,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
+from acme_common.channels import create_channel
+from acme_common.settings import ClientSettings
 
 from .conftest import (
     EOF,
@@ -111,11 +113,31 @@ async def test_grace_period_bounds_a_stuck_call(services: ServiceFactory) -> Non
     assert "stopped" in greeter.log_messages()
 
 
-async def test_health_watchers_see_not_serving_on_sigterm(services: ServiceFactory) -> None:
-    greeter = services.start_greeter({"GRPC_GRACE_PERIOD": str(GRACE)})
+@pytest.mark.parametrize("drain_delay", [0.0, 1.0])
+async def test_open_health_watches_see_not_serving_then_end_without_holding_shutdown(
+    services: ServiceFactory, drain_delay: float
+) -> None:
+    # An idle greeter with Watch streams open (a probe's, and grpc's own client-side health
+    # checking on a channel built as caller's) exits right after the drain delay, not after
+    # the 10 s grace period; the watchers get NOT_SERVING and then a clean end (OK).
+    greeter = services.start_greeter(
+        {
+            "GRPC_GRACE_PERIOD": str(GRACE),
+            "GRPC_DRAIN_DELAY": str(drain_delay),
+            "LOG_LEVEL": "DEBUG",  # health calls are logged at DEBUG: counted below
+        }
+    )
     serving = health_pb2.HealthCheckResponse.SERVING
     not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
-    async with open_channel(greeter.address) as channel:
+    checking = create_channel(
+        ClientSettings(target=greeter.address), retry_services=[GREETER_SERVICE]
+    )
+    async with open_channel(greeter.address) as channel, checking:
+        assert (
+            await greeter_stub(checking).SayHello(
+                greeter_pb2.SayHelloRequest(name="Ada"), timeout=RPC_TIMEOUT
+            )
+        ).message == "Hello, Ada!"
         stub = health_pb2_grpc.HealthStub(channel)
         watches = [
             stub.Watch(health_pb2.HealthCheckRequest(service=name), timeout=3 * GRACE)
@@ -129,11 +151,21 @@ async def test_health_watchers_see_not_serving_on_sigterm(services: ServiceFacto
         for watch in watches:
             assert (await asyncio.wait_for(watch.read(), RPC_TIMEOUT)).status == not_serving
         for watch in watches:
-            watch.cancel()  # a watch is an in-flight call: it would hold the drain up
-
-    assert await greeter.wait_exit_async(within=GRACE) == 0
-    assert time.monotonic() - signalled < GRACE / 2
+            assert await asyncio.wait_for(watch.read(), GRACE) is EOF
+            assert await watch.code() == grpc.StatusCode.OK
+        assert await greeter.wait_exit_async(within=GRACE) == 0
+        elapsed = time.monotonic() - signalled
+    assert drain_delay <= elapsed < drain_delay + 2.0, f"exit {elapsed:.1f} s after SIGTERM"
     assert "stopped" in greeter.log_messages()
+    watch_calls = [
+        record
+        for record in greeter.log_records()
+        if record.get("method") == "/grpc.health.v1.Health/Watch"
+    ]
+    # Ours, and the health checker's: a Watch ended while the server took calls would be
+    # restarted at once, again and again (a tight loop through the drain delay).
+    assert len(watch_calls) <= 5, f"{len(watch_calls)} Watch calls"
+    assert {record["code"] for record in watch_calls} == {"OK"}
 
 
 @pytest.mark.parametrize("module", ["greeter", "caller"])

@@ -24,6 +24,7 @@ from acme_common.errors import FieldViolation, InvalidArgument, ServiceError
 from acme_common.logs import log_fields
 from acme_common.request_context import current_request_id, request_id_from
 from acme_common.security import TokenChecker
+from acme_common.stream_end import StreamCut, StreamEnd, cut_reason, stream_end
 from acme_common.tracing import current_trace_id
 
 log = logging.getLogger("acme.access")
@@ -60,11 +61,13 @@ class ServerInterceptor(_InterceptorBase):
         *,
         tracing: bool = False,
         access_log: str = "all",
+        shutting_down: Callable[[], bool] = lambda: False,
     ) -> None:
         self._instance = instance
         self._checker = TokenChecker(tokens) if tokens else None
         self._tracing = tracing
         self._access_log = access_log
+        self._shutting_down = shutting_down
         self._methods: dict[str, _MethodHandlers] = {}
 
     async def intercept_service(
@@ -86,7 +89,11 @@ class ServerInterceptor(_InterceptorBase):
                 presented = handler_call_details.invocation_metadata
                 return handler if self._checker.accepts(presented) else _DENIED_ANY_METHOD
             handlers = self._methods[method] = _MethodHandlers.build(
-                method, handler, self._instance, self._tracing, self._access_log
+                method,
+                handler,
+                _Observer.Config(
+                    self._instance, self._tracing, self._access_log, self._shutting_down
+                ),
             )
         metadata = cast(
             "Sequence[tuple[str, str | bytes]]", handler_call_details.invocation_metadata
@@ -129,15 +136,13 @@ class _MethodHandlers:
         cls,
         method: str,
         handler: grpc.RpcMethodHandler[Any, Any],
-        instance: str,
-        tracing: bool,
-        access_log: str = "all",
+        config: _Observer.Config,
     ) -> _MethodHandlers:
         for attribute, grpc_type, make_handler in _KINDS:
             behavior = getattr(handler, attribute)
             if behavior is None:
                 continue
-            observer = _Observer(method, grpc_type, instance, tracing, access_log)
+            observer = _Observer(method, grpc_type, config)
             deserialize = _tolerant(handler.request_deserializer)
 
             serialize = handler.response_serializer
@@ -196,15 +201,23 @@ class _Observer:
     call there is a handful of counter updates, one histogram observation and the log line.
     """
 
-    def __init__(
-        self, method: str, grpc_type: str, instance: str, tracing: bool, access_log: str = "all"
-    ) -> None:
+    @dataclass(frozen=True)
+    class Config:
+        """What every method's observer of one server shares."""
+
+        instance: str
+        tracing: bool = False
+        access_log: str = "all"
+        shutting_down: Callable[[], bool] = lambda: False  # the server cancels what remains
+
+    def __init__(self, method: str, grpc_type: str, config: Config) -> None:
         self.method = method
-        self.instance = instance
-        self.tracing = tracing
+        self.instance = config.instance
+        self.tracing = config.tracing
+        self.shutting_down = config.shutting_down
         self.level = logging.DEBUG if method.startswith(OPEN_PREFIXES) else logging.INFO
-        self.log_ok = access_log == "all"  # an access-log line for calls that end OK
-        self.log_errors = access_log != "off"  # and for the others
+        self.log_ok = config.access_log == "all"  # an access-log line for calls that end OK
+        self.log_errors = config.access_log != "off"  # and for the others
         self.request_streaming = grpc_type in ("client_stream", "bidi_stream")
         self.response_streaming = grpc_type in ("server_stream", "bidi_stream")
         self.labels = metrics.method_labels(method, grpc_type)
@@ -238,16 +251,26 @@ class _Observer:
         self._started_inc()
         self._in_flight_inc()
         if self.request_streaming:
-            return perf_counter(), self._checked(request)
+            return perf_counter(), self._checked(request, context)
         self._received_inc()
         return perf_counter(), request
 
-    async def _checked(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async def _checked(self, requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
+        """The request stream, parsed messages only; ends only when the client half-closed
+        it, else raises StreamCut (acme_common.stream_end says why this is needed)."""
         received_inc = self._received_inc
-        async for request in requests:
-            _reject_malformed(request)
-            received_inc()
-            yield request
+        try:
+            async for request in requests:
+                _reject_malformed(request)
+                received_inc()
+                yield request
+        except StreamCut:
+            raise
+        except asyncio.CancelledError:
+            raise StreamCut(cut_reason(context, self.shutting_down)) from None
+        end = await stream_end(context, self.shutting_down)
+        if end is not StreamEnd.HALF_CLOSE:
+            raise StreamCut(end)
 
     async def fail(self, error: Exception, context: Context) -> None:
         """Abort the RPC with the status error deserves; always raises."""
@@ -259,8 +282,10 @@ class _Observer:
 
     def end(self, started: float, context: Context, error: BaseException | None) -> None:
         elapsed = perf_counter() - started
-        if error is not None and isinstance(error, asyncio.CancelledError | GeneratorExit):
-            code = grpc.StatusCode.CANCELLED
+        if isinstance(error, StreamCut):
+            code = error.code
+        elif isinstance(error, asyncio.CancelledError | GeneratorExit):
+            code = cut_reason(context, self.shutting_down).value
         else:
             code = cast("grpc.StatusCode | None", context.code()) or _OK
         handled = self.handled.get(code)

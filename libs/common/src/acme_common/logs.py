@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import IO, Any, cast
 
+from acme_common.grpc_noise import quiet_grpc_noise
 from acme_common.request_context import RequestIdFilter, current_request_id
 
 # Attributes of every LogRecord; any other attribute came from `extra=` and is logged as a field.
@@ -206,3 +207,4 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     _json_handler = handler if fmt == "json" else None
+    quiet_grpc_noise()

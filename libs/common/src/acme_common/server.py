@@ -16,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.sdk.trace import TracerProvider
 
+from acme_common.health import HealthServicer
 from acme_common.interceptors import ServerInterceptor
 from acme_common.metrics import serve_metrics
 from acme_common.security import server_credentials
@@ -57,13 +58,14 @@ class ServiceHost:
     ) -> None:
         self.settings = settings
         self.services = services
-        # health.aio is grpcio-health-checking's documented asyncio servicer; grpc-stubs lacks it.
-        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        self.health = HealthServicer()
+        self.forcing_stop = False  # the grace period is over: grpc cancels what still runs
         interceptor = ServerInterceptor(
             settings.instance_name,
             settings.auth_tokens,
             tracing=tracer_provider is not None,
             access_log=settings.access_log,
+            shutting_down=lambda: self.forcing_stop,
         )
         self.server = grpc.aio.server(
             interceptors=[*server_interceptors(tracer_provider), interceptor],
@@ -107,14 +109,24 @@ class ServiceHost:
 
     async def stop(self) -> None:
         """Report NOT_SERVING, keep serving for the drain delay while clients' health checks
-        move traffic away, then refuse new RPCs and give in-flight ones the grace period."""
+        move traffic away, then refuse new RPCs, end open health watches and give in-flight
+        RPCs the grace period; what still runs after it is cancelled (recorded UNAVAILABLE,
+        what its client sees)."""
         grace = self.settings.grpc_grace_period
         delay = self.settings.grpc_drain_delay
         log.info("draining", extra={"drain_delay_seconds": delay, "grace_seconds": grace})
         await self.health.enter_graceful_shutdown()
         if delay:
             await asyncio.sleep(delay)
-        await self.server.stop(grace)
+        # A second stop() with no grace cancels every call (grpc.aio's shutdown): the flag is
+        # set just before, so the calls it cuts are told from calls their clients cancelled.
+        graceful = asyncio.ensure_future(self.server.stop(grace + _LONGER_THAN_ANY_GRACE))
+        await asyncio.sleep(0)  # stop() has begun: new calls are refused from here on
+        await self.health.end_watches()
+        if await self.server.wait_for_termination(timeout=grace):  # True: the grace ran out
+            self.forcing_stop = True
+            await self.server.stop(0)
+        await graceful
         log.info("stopped")
 
 
@@ -143,6 +155,9 @@ def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
         ("grpc.server.max_pending_requests", 10_000),
         ("grpc.server.max_pending_requests_hard_limit", 20_000),
     ]
+
+
+_LONGER_THAN_ANY_GRACE = 3600.0  # seconds; stop() ends the grace period itself
 
 
 def _milliseconds(seconds: float) -> int:
