@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -95,24 +96,25 @@ class _OutgoingInterceptor(_UnaryInterceptorBase):
         bound = self._bound(client_call_details.method)
         bound.started()
         started = time.perf_counter()
+        problem = _illegal_metadata(pairs)
+        if problem is not None:
+            # grpc would refuse to start the call, and such a call never gets a status: its
+            # deadline never runs and `call.code()` waits forever.
+            bound.handled(grpc.StatusCode.INTERNAL)
+            raise _not_started(problem)
         call = await continuation(details, request)
         try:
-            await call
-        except grpc.aio.AioRpcError:
-            pass  # the call has its status; whoever awaits the call gets the same error
+            code = await call.code()
         except asyncio.CancelledError:
-            # The calling task was cancelled (its own client cancelled or timed out):
-            # cancel the outgoing call too, instead of leaving it running downstream.
-            call.cancel()
+            # The calling task was cancelled (its own client cancelled): cancel the outgoing
+            # call too, instead of leaving it running downstream. In grpc core only:
+            # call.cancel() also cancels the task awaiting the call's batch, whose memory
+            # grpcio then never frees (~1 KiB per call, grpc/grpc#43360; 15 B per call this
+            # way, measured with 4 x 1,000 calls).
+            _cancel_in_core(call)
             raise
-        except Exception as error:
-            # grpc could not start the call (e.g. it refused a metadata value): such a call
-            # never gets a status, and its deadline never runs (`call.code()` would wait
-            # forever). End it here, with a status, at once.
-            bound.handled(grpc.StatusCode.INTERNAL)
-            raise _not_started(error) from None
         bound.latency(time.perf_counter() - started)
-        bound.handled(await call.code())
+        bound.handled(code)
         return call
 
 
@@ -132,10 +134,41 @@ class _ClientMethodMetrics:
         inc()
 
 
-def _not_started(error: Exception) -> grpc.aio.AioRpcError:
-    details = f"the call could not be started: {type(error).__name__}"
+def _not_started(problem: str) -> grpc.aio.AioRpcError:
     empty = grpc.aio.Metadata()
-    return grpc.aio.AioRpcError(grpc.StatusCode.INTERNAL, empty, empty, details, repr(error)[:500])
+    return grpc.aio.AioRpcError(
+        grpc.StatusCode.INTERNAL, empty, empty, f"the call could not be started: {problem}", None
+    )
+
+
+# What gRPC accepts in metadata (PROTOCOL-HTTP2.md; grpc core's validate_metadata.cc): keys of
+# lowercase letters, digits, `-`, `_` and `.`; values of printable ASCII unless the key ends
+# in -bin (then any bytes).
+_LEGAL_KEY = re.compile(r"[0-9a-z_.\-]+")
+_LEGAL_VALUE = re.compile(r"[\x20-\x7e]*")
+
+
+def _illegal_metadata(pairs: Sequence[tuple[str, str | bytes]]) -> str | None:
+    """Why grpc would refuse to send these metadata pairs, or None."""
+    for key, value in pairs:
+        if not _LEGAL_KEY.fullmatch(key):
+            return f"illegal metadata key {key[:40]!r}"
+        if key.endswith("-bin"):
+            continue
+        text = value.decode("latin-1") if isinstance(value, bytes) else value
+        if not _LEGAL_VALUE.fullmatch(text):
+            return f"illegal value of metadata {key!r} (not printable ASCII)"
+    return None
+
+
+def _cancel_in_core(call: Any) -> None:
+    """Cancel the RPC in grpc core only (grpc.aio's Call._cancel, what call.cancel() does
+    before it also cancels the awaiting task); call.cancel() where grpcio lacks it."""
+    cancel_rpc = getattr(call, "_cancel", None)
+    if cancel_rpc is None:
+        call.cancel()
+    else:
+        cancel_rpc("Locally cancelled by application!")
 
 
 def _method_name(method: object) -> str:
@@ -178,7 +211,15 @@ def create_channel(
     )
 
 
+# A downstream call's deadline runs out this long before the incoming one, so that it ends
+# with its own DEADLINE_EXCEEDED (answered to our client in time) instead of grpc cancelling
+# our handler while the call is in flight: grpcio leaks ~1 KiB of native memory per call
+# cancelled that way (grpc/grpc#43360), and aborting after our own deadline fails.
+DEADLINE_MARGIN = 0.02  # seconds
+
+
 def outgoing_timeout(context: grpc.aio.ServicerContext[Any, Any], default: float) -> float:
-    """Timeout for a downstream call: what is left of the incoming deadline, else default."""
+    """Timeout (s) for a downstream call: what is left of the incoming deadline less
+    DEADLINE_MARGIN (never below 0), else default."""
     remaining = context.time_remaining()
-    return default if remaining is None else max(remaining, 0.0)
+    return default if remaining is None else max(remaining - DEADLINE_MARGIN, 0.0)
