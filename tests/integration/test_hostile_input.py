@@ -31,6 +31,7 @@ from acme_common.errors import field_violations, status_details
 
 from .abandoned_call import open_call
 from .conftest import (
+    CHANNEL_OPTIONS,
     EOF,
     HOST,
     RPC_TIMEOUT,
@@ -66,7 +67,8 @@ def _identity(data: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class Servers:
-    """The module's two greeters: `strict` (auth, small limits) and `roomy` (defaults, metrics)."""
+    """The module's two greeters: `strict` (auth, small limits) and `roomy` (metrics, room for
+    thousands of concurrent calls)."""
 
     strict: ServiceProcess
     roomy: ServiceProcess
@@ -87,7 +89,11 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
             }
         )
         roomy = factory.start_greeter(
-            {"INSTANCE_NAME": "greeter-roomy", "METRICS_PORT": str(metrics_port)}
+            {
+                "INSTANCE_NAME": "greeter-roomy",
+                "METRICS_PORT": str(metrics_port),
+                "GRPC_MAX_CONCURRENT_RPCS": str(ROOMY_MAX_CONCURRENT_RPCS),
+            }
         )
         yield Servers(strict, roomy, metrics_port)
     finally:
@@ -531,7 +537,9 @@ async def test_chat_over_the_name_limit_gets_resource_exhausted(strict: ServiceP
 # ---------------------------------------------------------------- thousands of streams
 
 STREAMS = 2000
-CHANNELS = 4
+ROOMY_MAX_CONCURRENT_RPCS = 2500  # above STREAMS (the default, 1000, is below)
+CHANNELS = 25  # connections: STREAMS / CHANNELS stays under GRPC_MAX_CONCURRENT_STREAMS (100)
+OPENING = 500  # streams being opened at once
 CAP = 50
 OVER_CAP = "Concurrent RPC limit exceeded!"
 
@@ -540,7 +548,9 @@ async def hold_chats(address: str, count: int) -> list[grpc.aio.AioRpcError | No
     """Open `count` Chat streams over CHANNELS connections, each sending one name and reading
     its reply; every stream that got in stays open until all have been answered or refused,
     then ends cleanly. The outcome of each: None (OK) or its error."""
-    channels = [open_channel(address) for _ in range(CHANNELS)]
+    # Each channel with a connection of its own (grpc shares one between channels otherwise).
+    options = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
+    channels = [grpc.aio.insecure_channel(address, options=options) for _ in range(CHANNELS)]
     settled = 0
     all_settled = asyncio.Event()
 
@@ -550,13 +560,18 @@ async def hold_chats(address: str, count: int) -> list[grpc.aio.AioRpcError | No
         if settled == count:
             all_settled.set()
 
+    # Streams open OPENING at a time (more at one instant overflow grpc core's queue of calls
+    # waiting for the event loop: see test_floods.py); once answered, each stays open.
+    opening = asyncio.Semaphore(OPENING)
+
     async def one(index: int) -> grpc.aio.AioRpcError | None:
         stub = greeter_pb2_grpc.GreeterServiceStub(channels[index % CHANNELS])
-        chat = stub.Chat(None, timeout=SLOW_TIMEOUT)
         answered = False
         try:
-            await chat.write(greeter_pb2.ChatRequest(name=f"n{index}"))
-            reply = await chat.read()
+            async with opening:
+                chat = stub.Chat(None, timeout=SLOW_TIMEOUT)
+                await chat.write(greeter_pb2.ChatRequest(name=f"n{index}"))
+                reply = await chat.read()
             assert isinstance(reply, greeter_pb2.ChatResponse), reply
             assert reply.message == f"Hello, n{index}!"
             answered = True

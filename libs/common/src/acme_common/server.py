@@ -149,11 +149,17 @@ def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
         # Recycle connections now and then so clients re-resolve DNS and spread over new replicas.
         ("grpc.max_connection_age_ms", _milliseconds(settings.grpc_max_connection_age)),
         ("grpc.max_connection_age_grace_ms", _milliseconds(settings.grpc_max_connection_age_grace)),
-        # grpc core cancels calls queued for the asyncio loop beyond 1000 with a bare CANCELLED
-        # (INTERNAL on a client mid-write): let a burst of thousands wait for the loop instead,
-        # where GRPC_MAX_CONCURRENT_RPCS answers the excess with RESOURCE_EXHAUSTED.
-        ("grpc.server.max_pending_requests", 10_000),
-        ("grpc.server.max_pending_requests_hard_limit", 20_000),
+        # The memory budget (README, Operating). Calls that reached grpc core but not yet the
+        # asyncio loop wait in a queue that grpc bounds (grpc.server.max_pending_requests, 1000,
+        # left at its default: raised to 10,000, one connection resetting 50,000 streams took
+        # a greeter from 65 to 330-475 MiB). A connection may have this many calls open; a
+        # client queues the rest itself, so a burst from a few clients never overflows that
+        # queue (whose excess grpc answers CANCELLED).
+        ("grpc.max_concurrent_streams", settings.grpc_max_concurrent_streams),
+        # Off: it also counts streams the server has not freed yet, so it refused a third of
+        # a well-behaved client's 2,000-call burst (REFUSED_STREAM -> UNAVAILABLE), while the
+        # pending-queue bound already holds a rapid reset flood under 130 MiB.
+        ("grpc.http.overload_protection", 0),
     ]
 
 

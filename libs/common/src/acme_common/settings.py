@@ -42,8 +42,17 @@ class ServerSettings(BaseSettings):
     grpc_workers: int = Field(
         default=1, ge=1, le=64, description="Server processes sharing the port (SO_REUSEPORT)."
     )
-    grpc_max_concurrent_rpcs: int | None = Field(
-        default=None, ge=1, description="Cap on concurrent RPCs; more get RESOURCE_EXHAUSTED."
+    grpc_max_concurrent_rpcs: int = Field(
+        default=1000,
+        ge=1,
+        description="Cap on the RPCs one server process runs at once; more get "
+        "RESOURCE_EXHAUSTED. Part of the memory budget (README, Operating).",
+    )
+    grpc_max_concurrent_streams: int = Field(
+        default=100,
+        ge=1,
+        description="HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: calls one connection may have "
+        "open at once; clients queue the rest. Part of the memory budget.",
     )
     grpc_max_message_bytes: int = Field(
         default=4 * 1024 * 1024,
