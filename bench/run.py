@@ -28,6 +28,7 @@ from typing import Any
 import grpc
 
 from bench import h2load, procs, report, toolchain
+from bench import soak as production_soak
 from bench.procs import REPO, ServerError, ServerProcess
 from bench.servers import launch
 
@@ -50,6 +51,7 @@ class Config:
     soak_rate: float
     allow_apt: bool
     rows: set[str]
+    production_soak: float | None = None  # minutes: run only bench/soak.py
 
 
 @dataclass
@@ -355,6 +357,12 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     parser.add_argument("--soak-rate", type=float, default=500.0, help="soak calls/s")
     parser.add_argument("--no-apt", action="store_true", help="never run apt-get")
     parser.add_argument(
+        "--production-soak",
+        type=float,
+        metavar="MINUTES",
+        help="run only the production soak (bench/soak.py) for MINUTES (10 for the report)",
+    )
+    parser.add_argument(
         "--rows", default="1,2,3,4,5,6,7", help="comma-separated subset (5 includes 5d, 1 1p)"
     )
     args = parser.parse_args(argv)
@@ -382,6 +390,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         soak_rate=args.soak_rate,
         allow_apt=not args.no_apt,
         rows=rows,
+        production_soak=args.production_soak,
     )
     if config.runs < 1 or config.duration <= 0 or config.warmup < 0:
         parser.error("--runs must be >= 1, --duration > 0, --warmup >= 0")
@@ -401,6 +410,8 @@ def machine() -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     config = parse_args(argv)
+    if config.production_soak is not None:
+        return production_soak.main(["--minutes", str(config.production_soak)])
     logs = OUT / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     for old in logs.glob("*.log"):

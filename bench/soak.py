@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import secrets
 import threading
 import time
@@ -330,7 +331,7 @@ def run(minutes: float, load_seconds: float, idle_seconds: float) -> dict[str, A
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        cycles = max(1, round(minutes * 60 / (load_seconds + idle_seconds)))
+        cycles = max(1, math.ceil(minutes * 60 / (load_seconds + idle_seconds)))
 
         async def drive() -> None:
             load = Load(caller.address, "ipv4:" + ",".join(taps.addresses), token, tally)
@@ -436,9 +437,12 @@ def markdown(result: dict[str, Any]) -> str:
     for method, codes in sorted(result["server_codes"].items()):
         lines.append(f"| {method} | {', '.join(f'{c} {n}' for c, n in sorted(codes.items()))} |")
     errors = {name: found for name, found in result["error_lines"].items() if found}
+    graceful = {k: n for k, n in result["goaways"].items() if " NO_ERROR" in k}
+    told_off = {k: n for k, n in result["goaways"].items() if " NO_ERROR" not in k}
     lines += [
         "",
-        f"GOAWAY frames: {result['goaways'] or 'none'}",
+        f"GOAWAY with an error code (e.g. ENHANCE_YOUR_CALM too_many_pings): {told_off or 'none'}",
+        f"GOAWAY NO_ERROR (restart, max connection age): {graceful or 'none'}",
         f"ERROR log lines: {sum(len(v) for v in errors.values())}"
         + "".join(f"\n  {name}: {line}" for name, found in errors.items() for line in found[:5]),
         f"Calls lost: {result['lost'] or 'none'}",
