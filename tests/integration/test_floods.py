@@ -32,7 +32,7 @@ from .raw_http2 import flood
 pytestmark = pytest.mark.integration
 
 # What a replica may reach, whatever clients send: docker-compose.yml and the Kubernetes
-# manifests give each 256 MiB; an idle greeter takes about 65.
+# base give each 256 MiB (prod 512); an idle greeter takes about 65.
 MEMORY_BUDGET_MIB = 200
 SAY_HELLO = f"/{GREETER_SERVICE}/SayHello"
 ADA = greeter_pb2.SayHelloRequest(name="Ada").SerializeToString()

@@ -141,3 +141,25 @@ async def test_connections_are_recycled_after_max_connection_age(
         ]
         assert await say_hello(channel) == "Hello, Ada!"
         assert tap.connections >= 2, "no new connection after the GOAWAY"
+
+
+async def test_calls_on_an_aged_connection_get_the_grace_period_then_are_cut(
+    services: ServiceFactory,
+) -> None:
+    # GOAWAY after ~1 s (age), then the connection's calls get 1.5 s more (grace), no longer.
+    greeter = services.start_greeter(
+        {"GRPC_MAX_CONNECTION_AGE": "1", "GRPC_MAX_CONNECTION_AGE_GRACE": "1.5"}
+    )
+    async with (
+        http2_tap(greeter.address) as (address, tap),
+        channel_to(address, keepalive_time=30) as channel,
+    ):
+        chat = greeter_pb2_grpc.GreeterServiceStub(channel).Chat(None, timeout=RPC_TIMEOUT * 2)
+        await chat.write(greeter_pb2.ChatRequest(name="Ada"))
+        assert (await chat.read()).message == "Hello, Ada!"
+        await wait_until(lambda: tap.seen("GOAWAY", TO_CLIENT), within=3.0)
+        assert tap.seen("GOAWAY", TO_CLIENT), "no GOAWAY after the connection's age"
+        await chat.write(greeter_pb2.ChatRequest(name="Alan"))  # within the grace period
+        assert (await chat.read()).message == "Hello, Alan!"
+        await asyncio.sleep(2.5)  # past age + grace (+10 % jitter)
+        assert await chat.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)

@@ -115,6 +115,40 @@ async def test_caller_reaches_greeter_over_mtls(
     assert (reply.message, reply.greeter_instance) == ("Hello, Ada!", "greeter-test")
 
 
+@pytest.mark.parametrize(
+    ("server_name", "code"),
+    [("localhost", grpc.StatusCode.OK), ("greeter.elsewhere", grpc.StatusCode.UNAVAILABLE)],
+)
+async def test_the_name_expected_in_greeters_certificate_is_checked(
+    start_greeter: StartGreeter,
+    start_caller: StartCaller,
+    ca: CertificateAuthority,
+    server_name: str,
+    code: grpc.StatusCode,
+) -> None:
+    # GREETER_TLS_SERVER_NAME (grpc.ssl_target_name_override): the certificate must name it,
+    # whatever address the target has.
+    server = ca.issue("greeter", server=True)
+    greeter = await start_greeter(tls_cert_file=server.cert, tls_key_file=server.key)
+    caller = await start_caller(
+        greeter.port,
+        greeter_client={
+            "target": f"127.0.0.1:{greeter.port}",
+            "tls_ca_file": ca.pem,
+            "tls_server_name": server_name,
+        },
+    )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{caller.port}") as channel:
+        stub = caller_pb2_grpc.CallerServiceStub(channel)
+        try:
+            reply = await stub.Introduce(caller_pb2.IntroduceRequest(name="Ada"), timeout=5)
+        except grpc.aio.AioRpcError as error:
+            assert error.code() == code
+        else:
+            assert code == grpc.StatusCode.OK
+            assert reply.message == "Hello, Ada!"
+
+
 TOKENS = "token-alpha-7f3a,token-beta-91c2"
 
 
