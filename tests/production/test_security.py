@@ -139,14 +139,10 @@ async def test_the_name_expected_in_greeters_certificate_is_checked(
         },
     )
     async with grpc.aio.insecure_channel(f"127.0.0.1:{caller.port}") as channel:
-        stub = caller_pb2_grpc.CallerServiceStub(channel)
-        try:
-            reply = await stub.Introduce(caller_pb2.IntroduceRequest(name="Ada"), timeout=5)
-        except grpc.aio.AioRpcError as error:
-            assert error.code() == code
-        else:
-            assert code == grpc.StatusCode.OK
-            assert reply.message == "Hello, Ada!"
+        call = caller_pb2_grpc.CallerServiceStub(channel).Introduce(
+            caller_pb2.IntroduceRequest(name="Ada"), timeout=5
+        )
+        assert await call.code() == code
 
 
 TOKENS = "token-alpha-7f3a,token-beta-91c2"
