@@ -156,10 +156,10 @@ async def test_calls_on_an_aged_connection_get_the_grace_period_then_are_cut(
     ):
         chat = greeter_pb2_grpc.GreeterServiceStub(channel).Chat(None, timeout=RPC_TIMEOUT * 2)
         await chat.write(greeter_pb2.ChatRequest(name="Ada"))
-        assert (await chat.read()).message == "Hello, Ada!"
+        assert await chat.read() == greeter_pb2.ChatResponse(message="Hello, Ada!", sequence=1)
         await wait_until(lambda: tap.seen("GOAWAY", TO_CLIENT), within=3.0)
         assert tap.seen("GOAWAY", TO_CLIENT), "no GOAWAY after the connection's age"
         await chat.write(greeter_pb2.ChatRequest(name="Alan"))  # within the grace period
-        assert (await chat.read()).message == "Hello, Alan!"
+        assert await chat.read() == greeter_pb2.ChatResponse(message="Hello, Alan!", sequence=2)
         await asyncio.sleep(2.5)  # past age + grace (+10 % jitter)
         assert await chat.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
