@@ -29,7 +29,7 @@ import grpc
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from bench import procs
-from greeter.greetings import TEMPLATES
+from greeter.rules import TEMPLATES
 
 CALL_TIMEOUT = 10.0  # seconds: bounds how long the run can outlast its duration
 CHANNEL_OPTIONS: list[tuple[str, Any]] = [("grpc.enable_http_proxy", 0)]

@@ -50,7 +50,7 @@ COMPONENTS: list[tuple[str, Callable[[str], bool]]] = [
     ("auth: bearer token check", lambda f: "acme_common/security.py" in f or "hmac.py" in f),
     ("request id: metadata scan + uuid4", lambda f: "request_context.py" in f or "uuid.py" in f),
     ("handler: servicer + greeting rule",
-     lambda f: "greetings.py" in f or f.startswith("SayHello (")
+     lambda f: "greeter/rules.py" in f or f.startswith("SayHello (")
      or f.startswith("GreeterService.SayHello (")),
     ("interceptor: its own lines (wrapping, context.peer/code, bookkeeping)",
      lambda f: "acme_common/interceptors.py" in f),

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from greeter import greetings
+from greeter import rules
 
 
 class SyncGreeter(greeter_pb2_grpc.GreeterServiceServicer):
@@ -28,13 +28,13 @@ class SyncGreeter(greeter_pb2_grpc.GreeterServiceServicer):
     def SayHello(
         self, request: greeter_pb2.SayHelloRequest, context: grpc.ServicerContext
     ) -> greeter_pb2.SayHelloResponse:
-        message = greetings.greet(request.name, request.language)
+        message = rules.greet(request.name, request.language)
         return greeter_pb2.SayHelloResponse(message=message, served_by=self.instance)
 
     def SayHelloLanguages(
         self, request: greeter_pb2.SayHelloLanguagesRequest, context: grpc.ServicerContext
     ) -> Iterator[greeter_pb2.SayHelloLanguagesResponse]:
-        for language, message in greetings.greet_in_languages(request.name, request.languages):
+        for language, message in rules.greet_in_languages(request.name, request.languages):
             yield greeter_pb2.SayHelloLanguagesResponse(language=language, message=message)
 
     def GreetMany(
@@ -42,16 +42,14 @@ class SyncGreeter(greeter_pb2_grpc.GreeterServiceServicer):
         request_iterator: Iterator[greeter_pb2.GreetManyRequest],
         context: grpc.ServicerContext,
     ) -> greeter_pb2.GreetManyResponse:
-        names = [greetings.validate_name(request.name) for request in request_iterator]
-        return greeter_pb2.GreetManyResponse(
-            message=greetings.greet_everyone(names), count=len(names)
-        )
+        names = [rules.validate_name(request.name) for request in request_iterator]
+        return greeter_pb2.GreetManyResponse(message=rules.greet_everyone(names), count=len(names))
 
     def Chat(
         self, request_iterator: Iterator[greeter_pb2.ChatRequest], context: grpc.ServicerContext
     ) -> Iterator[greeter_pb2.ChatResponse]:
         for sequence, request in enumerate(request_iterator, start=1):
-            yield greeter_pb2.ChatResponse(message=greetings.greet(request.name), sequence=sequence)
+            yield greeter_pb2.ChatResponse(message=rules.greet(request.name), sequence=sequence)
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 grpcio leaks about 1 KiB of native memory (the Python heap stays flat) for every outgoing
 call that is cancelled while in flight through call.cancel() (grpc/grpc#43360): once, every
 caller call that missed its deadline in front of a slow greeter did. Caller runs here in this
-process (its own bootstrap and channel: caller.__main__), so glibc's count of bytes in use
+process (built as run_service builds it: caller.service.build), so glibc's count of bytes in use
 (mallinfo2) shows the growth exactly, free of RSS noise; the test's own calls end by grpc's
 deadline, which does not leak."""
 
@@ -13,14 +13,17 @@ import asyncio
 import ctypes
 import gc
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 
 import grpc
 import pytest
 
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2
+from acme_common.runner import Runtime
 from acme_common.server import ServiceHost
-from caller.__main__ import CallerSettings, GreeterClientSettings, build_service, greeter_channel
+from caller.service import build
+from caller.settings import CallerSettings, GreeterClientSettings
 
 from .conftest import HOST, stand_in_greeter
 
@@ -63,9 +66,9 @@ async def slow_say_hello(
 async def caller_address() -> AsyncIterator[str]:
     async with stand_in_greeter(slow_say_hello) as greeter:
         settings = CallerSettings(grpc_host=HOST, grpc_port=0, grpc_grace_period=1)
-        greeter_settings = GreeterClientSettings(target=greeter)
-        async with greeter_channel(greeter_settings, None) as channel:
-            host = ServiceHost(settings, [build_service(settings, greeter_settings, channel)])
+        async with AsyncExitStack() as exit_stack:
+            runtime = Runtime([GreeterClientSettings(target=greeter)], None, exit_stack)
+            host = ServiceHost(settings, [build(settings, runtime)])
             await host.start()
             try:
                 yield f"{HOST}:{host.port}"
@@ -74,7 +77,7 @@ async def caller_address() -> AsyncIterator[str]:
 
 
 async def introduce(
-    stub: caller_pb2_grpc.CallerServiceAsyncStub, name: str, count: int
+    stub: caller_pb2_grpc.CallerServiceAsyncStub, name: str, count: int, deadline: float
 ) -> set[str]:
     """count Introduce calls, CONCURRENCY at a time; the set of codes they ended with."""
     codes: set[str] = set()
@@ -83,7 +86,7 @@ async def introduce(
     async def one() -> None:
         async with limit:
             try:
-                await stub.Introduce(caller_pb2.IntroduceRequest(name=name), timeout=DEADLINE)
+                await stub.Introduce(caller_pb2.IntroduceRequest(name=name), timeout=deadline)
                 codes.add("OK")
             except grpc.aio.AioRpcError as error:
                 codes.add(error.code().name)
@@ -93,12 +96,12 @@ async def introduce(
 
 
 @pytest.mark.parametrize(
-    ("name", "code"),
-    [("slow", "DEADLINE_EXCEEDED"), ("Ada", "OK")],
+    ("name", "deadline", "code"),
+    [("slow", DEADLINE, "DEADLINE_EXCEEDED"), ("Ada", 10.0, "OK")],
     ids=["deadline-while-greeter-pending", "completed"],
 )
 async def test_calls_leave_no_native_memory_however_they_end(
-    caller_address: str, name: str, code: str
+    caller_address: str, name: str, deadline: float, code: str
 ) -> None:
     growth: list[int] = []  # bytes per call, round by round
     async with grpc.aio.insecure_channel(caller_address) as channel:
@@ -106,7 +109,7 @@ async def test_calls_leave_no_native_memory_however_they_end(
         for _ in range(ROUNDS):
             gc.collect()
             before = native_bytes_in_use()
-            assert await introduce(stub, name, CALLS) == {code}
+            assert await introduce(stub, name, CALLS, deadline) == {code}
             await asyncio.sleep(0.3)  # the last calls' completions
             gc.collect()
             growth.append((native_bytes_in_use() - before) // CALLS)

@@ -2,7 +2,7 @@
 and against the pure greeting rules it runs.
 
 Over the wire the rules are the oracle: whatever unicode a client sends, the answer is OK with
-exactly the greeting greetings.py computes, or INVALID_ARGUMENT with the same BadRequest field
+exactly the greeting rules.py computes, or INVALID_ARGUMENT with the same BadRequest field
 violations; never another code. Arbitrary bytes as a request never get more than
 INVALID_ARGUMENT. A sync grpc channel is used: hypothesis drives plain functions, and the
 channel fixture is module-scoped, so no function-scoped fixture is reused between examples.
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_common.errors import FieldViolation, InvalidArgument
-from greeter import greetings
+from greeter import rules
 
 from .conftest import CHANNEL_OPTIONS, RPC_TIMEOUT, ServiceProcess
 
@@ -36,7 +36,7 @@ PROPERTY = settings(
     deadline=None,  # a loaded 2-core machine: latency is not the property under test
     suppress_health_check=[HealthCheck.too_slow],
 )
-SUPPORTED = sorted(greetings.TEMPLATES)
+SUPPORTED = sorted(rules.TEMPLATES)
 
 # Names: any unicode (hypothesis leaves out lone surrogates, which protobuf cannot encode),
 # plus near-boundary lengths, whitespace padding and control characters.
@@ -143,7 +143,7 @@ def test_say_hello_answers_ok_or_invalid_argument_as_the_rules_say(
     stub: greeter_pb2_grpc.GreeterServiceStub, name: str, language: str
 ) -> None:
     request = greeter_pb2.SayHelloRequest(name=name, language=language)
-    expected = outcome(lambda: greetings.greet(name, language))
+    expected = outcome(lambda: rules.greet(name, language))
     if isinstance(expected, InvalidArgument):
         assert expected.violations[0].field in {"name", "language"}
         with pytest.raises(grpc.RpcError) as raised:
@@ -161,7 +161,7 @@ def test_say_hello_languages_streams_or_names_the_bad_field(
     stub: greeter_pb2_grpc.GreeterServiceStub, name: str, tags: list[str]
 ) -> None:
     request = greeter_pb2.SayHelloLanguagesRequest(name=name, languages=tags)
-    expected = outcome(lambda: greetings.greet_in_languages(name, tags))
+    expected = outcome(lambda: rules.greet_in_languages(name, tags))
     if isinstance(expected, InvalidArgument):
         field = expected.violations[0].field
         assert field == "name" or field.startswith("languages")
@@ -176,10 +176,10 @@ def test_say_hello_languages_streams_or_names_the_bad_field(
 def greet_batch(batch: list[str]) -> str:
     """What GreetMany answers for these names, by the rules."""
     cleaned = [
-        greetings.validate_name(name, f"name (message {index})")
+        rules.validate_name(name, f"name (message {index})")
         for index, name in enumerate(batch, start=1)
     ]
-    return greetings.greet_everyone(cleaned)
+    return rules.greet_everyone(cleaned)
 
 
 @PROPERTY
@@ -229,7 +229,7 @@ def test_arbitrary_request_bytes_get_ok_or_invalid_argument(
             assert violations[0].field in {"name", "language"}
         return
     assert request is not None, f"{payload!r} does not parse yet was answered"
-    assert greeter_pb2.SayHelloResponse.FromString(raw).message == greetings.greet(
+    assert greeter_pb2.SayHelloResponse.FromString(raw).message == rules.greet(
         request.name, request.language
     )
 
@@ -240,12 +240,12 @@ def test_arbitrary_request_bytes_get_ok_or_invalid_argument(
 @PROPERTY
 @given(language=languages)
 def test_validate_language_accepts_exactly_the_supported_tags(language: str) -> None:
-    tag = language.strip().lower() or greetings.DEFAULT_LANGUAGE
-    if tag in greetings.TEMPLATES:
-        assert greetings.validate_language(language) == tag
+    tag = language.strip().lower() or rules.DEFAULT_LANGUAGE
+    if tag in rules.TEMPLATES:
+        assert rules.validate_language(language) == tag
         return
     with pytest.raises(InvalidArgument) as raised:
-        greetings.validate_language(language, "languages[3]")
+        rules.validate_language(language, "languages[3]")
     [violation] = raised.value.violations
     assert violation.field == "languages[3]"
     assert violation.description == f"unsupported {tag!r}; supported: {', '.join(SUPPORTED)}"
@@ -254,7 +254,7 @@ def test_validate_language_accepts_exactly_the_supported_tags(language: str) -> 
 @PROPERTY
 @given(name=names)
 def test_validate_name_is_idempotent_and_explains_every_refusal(name: str) -> None:
-    cleaned = outcome(lambda: greetings.validate_name(name, "who"))
+    cleaned = outcome(lambda: rules.validate_name(name, "who"))
     if isinstance(cleaned, InvalidArgument):
         [violation] = cleaned.violations
         assert violation.field == "who"
@@ -264,26 +264,26 @@ def test_validate_name_is_idempotent_and_explains_every_refusal(name: str) -> No
         )
         return
     assert cleaned == name.strip()
-    assert 1 <= len(cleaned) <= greetings.MAX_NAME_LENGTH
-    assert greetings.validate_name(cleaned) == cleaned
+    assert 1 <= len(cleaned) <= rules.MAX_NAME_LENGTH
+    assert rules.validate_name(cleaned) == cleaned
 
 
 @PROPERTY
 @given(name=names, tags=st.lists(languages, max_size=12))
 def test_greet_in_languages_blames_the_first_bad_index(name: str, tags: list[str]) -> None:
     try:
-        greetings.validate_name(name)
+        rules.validate_name(name)
     except InvalidArgument:
         return  # the name is checked first; covered above
     bad = [
         index
         for index, tag in enumerate(tags)
-        if (tag.strip().lower() or greetings.DEFAULT_LANGUAGE) not in greetings.TEMPLATES
+        if (tag.strip().lower() or rules.DEFAULT_LANGUAGE) not in rules.TEMPLATES
     ]
     if not bad:
-        pairs = greetings.greet_in_languages(name, tags)
+        pairs = rules.greet_in_languages(name, tags)
         assert len(pairs) == (len(tags) or len(SUPPORTED))
         return
     with pytest.raises(InvalidArgument) as raised:
-        greetings.greet_in_languages(name, tags)
+        rules.greet_in_languages(name, tags)
     assert raised.value.violations[0].field == f"languages[{bad[0]}]"

@@ -1,6 +1,6 @@
-"""Greeter and Caller hosted in the test's event loop on real loopback sockets, configured
-exactly as their entry points configure them, so TLS, auth, metrics and tracing can be
-inspected from inside."""
+"""Greeter and Caller hosted in the test's event loop on real loopback sockets, built by
+their own `build` functions as run_service builds them, so TLS, auth, metrics and tracing
+can be inspected from inside."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ import grpc
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
+from acme_common.runner import Runtime
 from acme_common.server import ServiceHost
-from caller.__main__ import CallerSettings, GreeterClientSettings, build_service, greeter_channel
-from greeter.__main__ import GreeterSettings
-from greeter.__main__ import build_service as build_greeter_service
+from caller.service import build as build_caller
+from caller.settings import CallerSettings, GreeterClientSettings
+from greeter.service import build as build_greeter
+from greeter.settings import GreeterSettings
 from tests.production.certificates import CertificateAuthority
 
 StartGreeter = Callable[..., Awaitable[ServiceHost]]
@@ -37,7 +39,8 @@ def start_greeter(stack: AsyncExitStack) -> StartGreeter:
 
     async def start(tracer_provider: TracerProvider | None = None, **overrides: Any) -> ServiceHost:
         settings = GreeterSettings(**{**BASE, "instance_name": "greeter-test", **overrides})
-        host = ServiceHost(settings, [build_greeter_service(settings)], tracer_provider)
+        service = build_greeter(settings, Runtime(tracer_provider=tracer_provider))
+        host = ServiceHost(settings, [service], tracer_provider)
         await host.start()
         stack.push_async_callback(host.stop)
         return host
@@ -59,8 +62,8 @@ def start_caller(stack: AsyncExitStack) -> StartCaller:
         client = GreeterClientSettings(
             **{"target": f"127.0.0.1:{greeter_port}", "timeout": 5, **(greeter_client or {})}
         )
-        channel = await stack.enter_async_context(greeter_channel(client, tracer_provider))
-        host = ServiceHost(settings, [build_service(settings, client, channel)], tracer_provider)
+        service = build_caller(settings, Runtime([client], tracer_provider, stack))
+        host = ServiceHost(settings, [service], tracer_provider)
         await host.start()
         stack.push_async_callback(host.stop)
         return host

@@ -7,19 +7,36 @@ import sys
 from pathlib import Path
 from typing import Annotated, Literal, Self, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
-Tokens = Annotated[tuple[SecretStr, ...], NoDecode]
 
-
-def split_tokens(value: object) -> object:
+def _split_tokens(value: object) -> object:
     """`a,b` -> ("a", "b"): secrets are comma-separated in the environment."""
     if isinstance(value, str):
         return tuple(token.strip() for token in value.split(",") if token.strip())
     return value
+
+
+def _existing_file(path: Path) -> Path:
+    if not path.is_file():
+        raise ValueError(f"file {path} does not exist")
+    return path
+
+
+# The types of settings fields that services share (use them in a service's own settings).
+Port = Annotated[int, Field(ge=0, le=65535)]  # a TCP port; 0 = any free one where allowed
+PemFile = Annotated[Path, AfterValidator(_existing_file)]  # a PEM file that must exist
+Tokens = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_split_tokens)]
 
 
 class ServerSettings(BaseSettings):
@@ -28,7 +45,7 @@ class ServerSettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
     grpc_host: str = Field(default="0.0.0.0", description="Address the gRPC server binds to.")  # noqa: S104 - containers need it
-    grpc_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port (0 = any free).")
+    grpc_port: Port = Field(default=50051, description="gRPC port (0 = any free).")
     grpc_grace_period: float = Field(
         default=10.0, ge=0, le=300, description="Seconds in-flight RPCs get to finish on SIGTERM."
     )
@@ -99,19 +116,17 @@ class ServerSettings(BaseSettings):
         default=(),
         description="Comma-separated bearer tokens accepted; empty = authentication off.",
     )
-    tls_cert_file: Path | None = Field(default=None, description="Server certificate (PEM).")
-    tls_key_file: Path | None = Field(default=None, description="Server private key (PEM).")
-    tls_client_ca_file: Path | None = Field(
+    tls_cert_file: PemFile | None = Field(default=None, description="Server certificate (PEM).")
+    tls_key_file: PemFile | None = Field(default=None, description="Server private key (PEM).")
+    tls_client_ca_file: PemFile | None = Field(
         default=None, description="CA (PEM) that client certificates must chain to: mTLS."
     )
-    metrics_port: int = Field(
-        default=0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0 = off."
+    metrics_port: Port = Field(
+        default=0, description="Port of the Prometheus /metrics endpoint; 0 = off."
     )
     tracing_exporter: Literal["none", "console", "otlp"] = Field(
         default="none", description="OpenTelemetry span exporter; otlp reads OTEL_EXPORTER_OTLP_*."
     )
-
-    _split_tokens = field_validator("auth_tokens", mode="before")(split_tokens)
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Self:
@@ -121,9 +136,6 @@ class ServerSettings(BaseSettings):
             raise ValueError("TLS_CERT_FILE and TLS_KEY_FILE must be set together")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("TLS_CLIENT_CA_FILE (mTLS) needs TLS_CERT_FILE and TLS_KEY_FILE")
-        for path in (self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file):
-            if path is not None and not path.is_file():
-                raise ValueError(f"TLS file {path} does not exist")
         return self
 
 
@@ -137,11 +149,11 @@ class ClientSettings(BaseSettings):
         default=5.0, gt=0, le=300, description="Deadline (s) of a call when the caller set none."
     )
     auth_token: SecretStr | None = Field(default=None, description="Bearer token to present.")
-    tls_ca_file: Path | None = Field(
+    tls_ca_file: PemFile | None = Field(
         default=None, description="CA (PEM) to verify the server with; set = use TLS."
     )
-    tls_cert_file: Path | None = Field(default=None, description="Client certificate for mTLS.")
-    tls_key_file: Path | None = Field(default=None, description="Client private key for mTLS.")
+    tls_cert_file: PemFile | None = Field(default=None, description="Client certificate (mTLS).")
+    tls_key_file: PemFile | None = Field(default=None, description="Client private key (mTLS).")
     tls_server_name: str | None = Field(
         default=None, description="Name expected in the server certificate, if not the target's."
     )
@@ -167,9 +179,6 @@ class ClientSettings(BaseSettings):
             raise ValueError("TLS_CERT_FILE and TLS_KEY_FILE must be set together")
         if self.tls_cert_file is not None and self.tls_ca_file is None:
             raise ValueError("a client certificate (mTLS) needs TLS_CA_FILE too")
-        for path in (self.tls_ca_file, self.tls_cert_file, self.tls_key_file):
-            if path is not None and not path.is_file():
-                raise ValueError(f"TLS file {path} does not exist")
         return self
 
 

@@ -11,7 +11,12 @@ from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_common.channels import outgoing_timeout
 from acme_common.errors import FieldViolation, InvalidArgument
-from caller.downstream import translate_greeter_error
+from acme_common.runner import Runtime
+from acme_common.server import Service
+from caller.rules import translate_greeter_error
+from caller.settings import CallerSettings, GreeterClientSettings
+
+GREETER_SERVICE = greeter_pb2.DESCRIPTOR.services_by_name["GreeterService"].full_name
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -76,3 +81,21 @@ class CallerService(caller_pb2_grpc.CallerServiceServicer):
         return caller_pb2.IntroduceAllResponse(
             introductions=introductions, succeeded=count - failed, failed=failed
         )
+
+
+def build(settings: CallerSettings, runtime: Runtime) -> Service:
+    """Caller's servicer on one long-lived channel to Greeter (round_robin, retries of
+    GreeterService's calls, TLS, token, tracing), as run_service hosts it."""
+    greeter = runtime.client(GreeterClientSettings)
+    channel = runtime.channel(GreeterClientSettings, retry_services=[GREETER_SERVICE])
+    servicer = CallerService(
+        greeter_pb2_grpc.GreeterServiceStub(channel),
+        default_timeout=greeter.timeout,
+        max_names=settings.caller_max_names,
+        fanout_concurrency=settings.caller_fanout_concurrency,
+    )
+    return Service.of(
+        caller_pb2.DESCRIPTOR.services_by_name["CallerService"],
+        servicer,
+        caller_pb2_grpc.add_CallerServiceServicer_to_server,
+    )

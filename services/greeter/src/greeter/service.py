@@ -1,4 +1,4 @@
-"""gRPC wiring of Greeter: translates messages to and from the greeting rules."""
+"""gRPC wiring of Greeter: translates messages to and from the greeting rules (rules.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import grpc
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_common.errors import ResourceExhausted
-from greeter import greetings
+from acme_common.runner import Runtime
+from acme_common.server import Service
+from greeter import rules
+from greeter.settings import GreeterSettings
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -24,13 +27,13 @@ class GreeterService(greeter_pb2_grpc.GreeterServiceServicer):
     async def SayHello(
         self, request: greeter_pb2.SayHelloRequest, context: Context
     ) -> greeter_pb2.SayHelloResponse:
-        message = greetings.greet(request.name, request.language)
+        message = rules.greet(request.name, request.language)
         return greeter_pb2.SayHelloResponse(message=message, served_by=self.instance)
 
     async def SayHelloLanguages(
         self, request: greeter_pb2.SayHelloLanguagesRequest, context: Context
     ) -> AsyncIterator[greeter_pb2.SayHelloLanguagesResponse]:
-        for language, message in greetings.greet_in_languages(request.name, request.languages):
+        for language, message in rules.greet_in_languages(request.name, request.languages):
             yield greeter_pb2.SayHelloLanguagesResponse(language=language, message=message)
 
     async def GreetMany(
@@ -39,8 +42,8 @@ class GreeterService(greeter_pb2_grpc.GreeterServiceServicer):
         names: list[str] = []
         async for request in request_iterator:
             self._check_stream_length(len(names))
-            names.append(greetings.validate_name(request.name, f"name (message {len(names) + 1})"))
-        message = greetings.greet_everyone(names)
+            names.append(rules.validate_name(request.name, f"name (message {len(names) + 1})"))
+        message = rules.greet_everyone(names)
         return greeter_pb2.GreetManyResponse(message=message, count=len(names))
 
     async def Chat(
@@ -50,8 +53,18 @@ class GreeterService(greeter_pb2_grpc.GreeterServiceServicer):
         async for request in request_iterator:
             self._check_stream_length(sequence)
             sequence += 1
-            yield greeter_pb2.ChatResponse(message=greetings.greet(request.name), sequence=sequence)
+            yield greeter_pb2.ChatResponse(message=rules.greet(request.name), sequence=sequence)
 
     def _check_stream_length(self, received: int) -> None:
         if received >= self.max_stream_names:
             raise ResourceExhausted(f"a stream may carry at most {self.max_stream_names} names")
+
+
+def build(settings: GreeterSettings, _runtime: Runtime) -> Service:
+    """Greeter's servicer, as run_service hosts it."""
+    servicer = GreeterService(settings.instance_name, settings.greeter_max_stream_names)
+    return Service.of(
+        greeter_pb2.DESCRIPTOR.services_by_name["GreeterService"],
+        servicer,
+        greeter_pb2_grpc.add_GreeterServiceServicer_to_server,
+    )

@@ -6,7 +6,7 @@ import grpc
 import pytest
 
 from acme_common.errors import FieldViolation, InvalidArgument, field_violations
-from caller.downstream import translate_greeter_error
+from caller.rules import translate_greeter_error
 
 
 def greeter_error(

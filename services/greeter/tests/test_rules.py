@@ -7,15 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from acme_common.errors import InvalidArgument
-from greeter import greetings
+from greeter import rules
 
 
 def test_greet_default_language() -> None:
-    assert greetings.greet("Ada") == "Hello, Ada!"
+    assert rules.greet("Ada") == "Hello, Ada!"
 
 
 def test_greet_strips_whitespace_and_honours_language() -> None:
-    assert greetings.greet("  Ada  ", "FR") == "Bonjour, Ada !"
+    assert rules.greet("  Ada  ", "FR") == "Bonjour, Ada !"
 
 
 @pytest.mark.parametrize(
@@ -29,39 +29,37 @@ def test_greet_strips_whitespace_and_honours_language() -> None:
 )
 def test_invalid_names_are_rejected_with_a_reason(name: str, expected: str) -> None:
     with pytest.raises(InvalidArgument) as raised:
-        greetings.greet(name)
+        rules.greet(name)
     assert raised.value.violations[0].field == "name"
     assert expected in raised.value.violations[0].description
 
 
 def test_unsupported_language_lists_the_supported_ones() -> None:
     with pytest.raises(InvalidArgument) as raised:
-        greetings.greet("Ada", "xx")
+        rules.greet("Ada", "xx")
     assert raised.value.violations[0].field == "language"
     assert "supported: de, en, es, fr, it, pt" in raised.value.message
 
 
 def test_greet_in_languages_keeps_order_and_defaults_to_all() -> None:
-    assert greetings.greet_in_languages("Ada", ["fr", "en"]) == [
+    assert rules.greet_in_languages("Ada", ["fr", "en"]) == [
         ("fr", "Bonjour, Ada !"),
         ("en", "Hello, Ada!"),
     ]
-    assert [tag for tag, _ in greetings.greet_in_languages("Ada", [])] == sorted(
-        greetings.TEMPLATES
-    )
+    assert [tag for tag, _ in rules.greet_in_languages("Ada", [])] == sorted(rules.TEMPLATES)
 
 
 def test_greet_in_languages_names_the_bad_index() -> None:
     with pytest.raises(InvalidArgument) as raised:
-        greetings.greet_in_languages("Ada", ["en", "klingon"])
+        rules.greet_in_languages("Ada", ["en", "klingon"])
     assert raised.value.violations[0].field == "languages[1]"
 
 
 def test_greet_in_languages_bounds_the_stream_it_asks_for() -> None:
-    limit = greetings.MAX_LANGUAGES
-    assert len(greetings.greet_in_languages("Ada", ["en"] * limit)) == limit
+    limit = rules.MAX_LANGUAGES
+    assert len(rules.greet_in_languages("Ada", ["en"] * limit)) == limit
     with pytest.raises(InvalidArgument) as raised:
-        greetings.greet_in_languages("Ada", ["en"] * (limit + 1))
+        rules.greet_in_languages("Ada", ["en"] * (limit + 1))
     violation = raised.value.violations[0]
     assert violation.field == "languages"
     assert f"at most {limit} entries, got {limit + 1}" in violation.description
@@ -76,23 +74,23 @@ def test_greet_in_languages_bounds_the_stream_it_asks_for() -> None:
     ],
 )
 def test_greet_everyone(names: list[str], expected: str) -> None:
-    assert greetings.greet_everyone(names) == expected
+    assert rules.greet_everyone(names) == expected
 
 
 def test_greet_everyone_needs_a_name() -> None:
     with pytest.raises(InvalidArgument):
-        greetings.greet_everyone([])
+        rules.greet_everyone([])
 
 
 @given(st.text(max_size=300))
 def test_validate_name_accepts_exactly_the_valid_names(name: str) -> None:
     cleaned = name.strip()
-    valid = 0 < len(cleaned) <= greetings.MAX_NAME_LENGTH and cleaned.isprintable()
+    valid = 0 < len(cleaned) <= rules.MAX_NAME_LENGTH and cleaned.isprintable()
     if valid:
-        assert greetings.validate_name(name) == cleaned
-        assert greetings.greet(name) == f"Hello, {cleaned}!"
+        assert rules.validate_name(name) == cleaned
+        assert rules.greet(name) == f"Hello, {cleaned}!"
     else:
         with pytest.raises(InvalidArgument) as raised:
-            greetings.validate_name(name)
+            rules.validate_name(name)
         assert raised.value.code.name == "INVALID_ARGUMENT"
         assert raised.value.message.startswith("name: ")

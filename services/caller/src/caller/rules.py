@@ -1,4 +1,5 @@
-"""Greeter failures translated into statuses that make sense to Caller's own clients."""
+"""Caller's rules: Greeter's failures translated into statuses that make sense to Caller's own
+clients."""
 
 from __future__ import annotations
 
