@@ -25,6 +25,11 @@ nox.options.sessions = ["lint", "tests", "compose"]
 PYTHON = "3.11"
 SOURCES = ["libs", "services", "tools", "tests", "bench", "noxfile.py"]
 TYPED = ["libs/common", "services", "tools", "tests", "bench"]
+# mypy resolves first-party modules from every workspace member's src/ (found by globbing, so a
+# new service needs no configuration); pyproject.toml's [tool.mypy] has the rest.
+MYPYPATH = os.pathsep.join(
+    sorted(glob.glob("*/*/src", root_dir=os.path.dirname(os.path.abspath(__file__))))
+)
 
 
 def install(session: nox.Session) -> None:
@@ -52,7 +57,7 @@ def lint(session: nox.Session) -> None:
     install(session)
     session.run("ruff", "check", *SOURCES)
     session.run("ruff", "format", "--check", *SOURCES)
-    session.run("mypy", *TYPED)
+    session.run("mypy", *TYPED, env={"MYPYPATH": MYPYPATH})
     session.run("buf", "lint")
     session.run("buf", "format", "--diff", "--exit-code")
     session.run("python", "tools/codegen.py", "--check")
@@ -77,10 +82,17 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def unit(session: nox.Session) -> None:
+    """The fast loop: tests that start no process (libs/common's and each service's rules)."""
+    install(session)
+    session.run("pytest", "-m", "not integration", "--ignore=tests/e2e", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def new_service(session: nox.Session) -> None:
-    """Scaffold a service: `nox -s new_service -- <name>` writes proto/acme/<name>/v1 and
-    services/<name>, registers it (pyproject, Dockerfiles, compose), locks and regenerates stubs.
-    `-- <name> --dry-run` checks and renders only."""
+    """Scaffold a service: `nox -s new_service -- <name>` writes proto/acme/<name>/v1,
+    services/<name> and its Kubernetes manifests, adds it to docker-compose.yml and (uv add) the
+    workspace, and regenerates the stubs. `-- <name> --dry-run` checks and renders only."""
     if not session.posargs:
         session.error("usage: nox -s new_service -- <name>  (a lowercase identifier: billing)")
     install(session)

@@ -72,12 +72,15 @@ class Tally:
         self.codes.setdefault(kind, Counter())[code] += 1
         self.calls += 1
 
-    def lost(self) -> dict[str, dict[str, int]]:
-        return {
-            kind: {code: n for code, n in codes.items() if code not in ALLOWED[kind]}
-            for kind, codes in self.codes.items()
-            if set(codes) - ALLOWED[kind]
-        }
+
+def unexpected(client_codes: dict[str, dict[str, int]], *, lost: bool) -> dict[str, dict[str, int]]:
+    """Codes a kind does not allow: of kinds meant to succeed (lost=True: calls lost, which a
+    retry might have saved) or of kinds meant to fail (lost=False: a different failure)."""
+    return {
+        kind: {code: n for code, n in codes.items() if code not in ALLOWED[kind]}
+        for kind, codes in client_codes.items()
+        if set(codes) - ALLOWED[kind] and (ALLOWED[kind] == {"OK"}) == lost
+    }
 
 
 def code_of(error: BaseException) -> str:
@@ -372,7 +375,6 @@ def run(minutes: float, load_seconds: float, idle_seconds: float) -> dict[str, A
         "idle_seconds": idle_seconds,
         "calls": tally.calls,
         "client_codes": {kind: dict(codes) for kind, codes in tally.codes.items()},
-        "lost": tally.lost(),
         "server_codes": {
             m: dict(c) for m, c in logged_codes([p.log_path for p in all_processes]).items()
         },
@@ -445,7 +447,10 @@ def markdown(result: dict[str, Any]) -> str:
         f"GOAWAY NO_ERROR (restart, max connection age): {graceful or 'none'}",
         f"ERROR log lines: {sum(len(v) for v in errors.values())}"
         + "".join(f"\n  {name}: {line}" for name, found in errors.items() for line in found[:5]),
-        f"Calls lost: {result['lost'] or 'none'}",
+        f"Calls lost (kinds meant to succeed that did not): "
+        f"{unexpected(result['client_codes'], lost=True) or 'none'}",
+        f"Calls meant to fail that failed otherwise: "
+        f"{unexpected(result['client_codes'], lost=False) or 'none'}",
     ]
     return "\n".join(lines)
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # runs tools (buf, kubectl, uv, ...) as processes
+
 ROOT = Path(__file__).resolve().parents[2]
 BREAKING = ROOT / "tools" / "scaffold" / "breaking.py"
 GREETER = Path("proto/acme/greeter/v1/greeter.proto")

@@ -16,6 +16,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.integration  # runs tools (buf, kubectl, uv, ...) as processes
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = "buf.gen.other-languages.yaml"
 BUF = Path(sys.executable).parent / "buf"

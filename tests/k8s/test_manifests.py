@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 import yaml
 
+pytestmark = pytest.mark.integration  # runs tools (buf, kubectl, uv, ...) as processes
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ("dev", "prod")

@@ -22,6 +22,8 @@ from types import ModuleType
 import pytest
 import yaml
 
+pytestmark = pytest.mark.integration  # runs tools (buf, kubectl, uv, ...) as processes
+
 ROOT = Path(__file__).resolve().parents[2]
 SCAFFOLD = Path("tools") / "scaffold" / "new_service.py"
 NAME = "demo_svc"

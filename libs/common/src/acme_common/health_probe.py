@@ -6,6 +6,7 @@ Used by container HEALTHCHECKs and the local stack runner; needs nothing but grp
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import grpc
@@ -25,7 +26,11 @@ def check(address: str, service: str = "", timeout: float = 2.0) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="grpc-health-probe", description=__doc__.splitlines()[0])
-    parser.add_argument("--addr", default="127.0.0.1:50051", help="host:port of the server")
+    parser.add_argument(
+        "--addr",
+        default=f"127.0.0.1:{os.environ.get('GRPC_PORT', '50051')}",
+        help="host:port of the server (default: 127.0.0.1:$GRPC_PORT, as container images set it)",
+    )
     parser.add_argument("--service", default="", help="service name; empty = the whole server")
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for a reply")
     args = parser.parse_args(argv)
