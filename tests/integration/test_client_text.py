@@ -75,8 +75,8 @@ async def test_a_sendable_request_id_is_passed_on_unchanged(
 
 
 # Lengths around grpc's metadata limits (8 KiB soft, 16 KiB hard), up to far beyond them but
-# under the 4 MiB message limit: the answer must not depend on them.
-LENGTHS = [40, 3_000, 5_000, 8_000, 20_000, 1_000_000]
+# under the message limit (GRPC_MAX_MESSAGE_BYTES, 256 KiB): the answer must not depend on them.
+LENGTHS = [40, 3_000, 5_000, 8_000, 20_000, 250_000]
 SHORT = 300  # characters: a message or description longer than this repeats too much input
 
 
@@ -122,3 +122,19 @@ async def test_caller_still_serves_after_long_input(caller: ServiceProcess) -> N
         stub = caller_pb2_grpc.CallerServiceStub(channel)
         reply = await stub.Introduce(caller_pb2.IntroduceRequest(name="Ada"), timeout=RPC_TIMEOUT)
     assert reply.message == "Hello, Ada!"
+
+
+async def test_long_names_are_refused_before_the_reply_could_repeat_them(
+    caller_stub: caller_pb2_grpc.CallerServiceAsyncStub,
+) -> None:
+    # IntroduceAll repeats every name in its reply: 100 names of 2,000 characters would ask
+    # for a reply of 200 KB per request, past the message limit at larger sizes.
+    names = [f"{index}" + "x" * 2000 for index in range(100)]
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await caller_stub.IntroduceAll(
+            caller_pb2.IntroduceAllRequest(names=names), timeout=RPC_TIMEOUT
+        )
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert len(raised.value.details() or "") < 600
+    violations = field_violations(status_details(raised.value))
+    assert [v.field for v in violations] == [f"names[{index}]" for index in range(8)]

@@ -17,6 +17,7 @@ import pytest
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_common import health_probe
+from acme_common.settings import ServerSettings
 
 from .conftest import (
     CHANNEL_OPTIONS,
@@ -172,7 +173,7 @@ async def test_calls_beyond_the_default_cap_get_resource_exhausted(
 ) -> None:
     # GRPC_MAX_CONCURRENT_RPCS defaults to 1000: that many held Chats fit in the budget, one
     # more call is refused, and once they end the server serves again.
-    held, per_channel = 1000, 50
+    held, per_channel = 1000, 25  # under GRPC_MAX_CONCURRENT_STREAMS per connection
     greeter = services.start_greeter()
     opened = [own_connection(greeter.address) for _ in range(held // per_channel)]
     chats: list[Any] = []
@@ -204,4 +205,37 @@ async def test_calls_beyond_the_default_cap_get_resource_exhausted(
     finally:
         for channel in opened:
             await channel.close(None)
+    await assert_healthy_and_serving(greeter)
+
+
+async def test_large_messages_from_a_few_connections_stay_within_the_budget(
+    services: ServiceFactory,
+) -> None:
+    # Each connection sends as many messages just under GRPC_MAX_MESSAGE_BYTES at once as it
+    # may (GRPC_MAX_CONCURRENT_STREAMS): a call holds about two copies of its message.
+    connections, per_connection = 5, 40
+    greeter = services.start_greeter()
+    limit = ServerSettings.model_fields["grpc_max_message_bytes"].default
+    request = greeter_pb2.SayHelloRequest(name="x" * (limit - 64))
+    opened = [own_connection(greeter.address) for _ in range(connections)]
+    try:
+
+        async def one(index: int) -> str:
+            stub = greeter_pb2_grpc.GreeterServiceStub(opened[index % connections])
+            try:
+                await stub.SayHello(request, timeout=RPC_TIMEOUT * 4)
+            except grpc.aio.AioRpcError as error:
+                return error.code().name
+            return "OK"
+
+        for _ in range(2):
+            codes = Counter(
+                await asyncio.gather(*(one(i) for i in range(connections * per_connection)))
+            )
+            assert codes == {"INVALID_ARGUMENT": connections * per_connection}  # name too long
+    finally:
+        for channel in opened:
+            await channel.close(None)
+    peak = peak_rss_mib(greeter.process.pid)
+    assert peak < MEMORY_BUDGET_MIB, f"peak RSS {peak:.0f} MiB"
     await assert_healthy_and_serving(greeter)

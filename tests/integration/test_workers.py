@@ -166,3 +166,17 @@ async def test_a_second_server_on_the_port_is_refused(
         for channel in channels:
             await channel.close(None)
     assert {reply.message for reply in replies} == {"Hello, Ada!"}
+
+
+async def test_workers_stop_when_their_supervisor_is_killed(services: ServiceFactory) -> None:
+    # SIGKILL leaves the supervisor no chance to relay anything: the kernel tells each worker
+    # (PR_SET_PDEATHSIG), which drains and exits instead of serving on without a supervisor.
+    greeter = services.start_greeter({"GRPC_WORKERS": str(WORKERS)})
+    workers = children(greeter.process.pid)
+    assert len(workers) == WORKERS
+    greeter.send_signal(signal.SIGKILL)
+    assert await greeter.wait_exit_async() == -signal.SIGKILL
+    deadline = time.monotonic() + START_TIMEOUT
+    while any(running(pid) for pid in workers) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert not [pid for pid in workers if running(pid)], "workers outlived their supervisor"

@@ -6,7 +6,7 @@ import grpc
 import pytest
 
 from acme_common.errors import FieldViolation, InvalidArgument, field_violations
-from caller.rules import translate_greeter_error
+from caller.rules import check_names, translate_greeter_error
 
 
 def greeter_error(
@@ -50,3 +50,14 @@ def test_unavailable_message_names_greeter() -> None:
         greeter_error(grpc.StatusCode.UNAVAILABLE, "connection refused")
     )
     assert translated.message == "greeter is unavailable: connection refused"
+
+
+def test_name_lists_are_checked_for_count_and_length() -> None:
+    check_names(["Ada"] * 3, max_names=3)
+    with pytest.raises(InvalidArgument) as raised:
+        check_names([], max_names=3)
+    assert raised.value.violations == (FieldViolation("names", "must list 1 to 3 names, got 0"),)
+    with pytest.raises(InvalidArgument) as raised:
+        check_names(["Ada", "x" * 101, "Alan", "y" * 5000], max_names=10)
+    assert [v.field for v in raised.value.violations] == ["names[1]", "names[3]"]
+    assert raised.value.violations[1].description == "must be at most 100 characters, got 5000"

@@ -66,15 +66,16 @@ class ServerSettings(BaseSettings):
         "RESOURCE_EXHAUSTED. Part of the memory budget (README, Operating).",
     )
     grpc_max_concurrent_streams: int = Field(
-        default=100,
+        default=32,
         ge=1,
         description="HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: calls one connection may have "
         "open at once; clients queue the rest. Part of the memory budget.",
     )
     grpc_max_message_bytes: int = Field(
-        default=4 * 1024 * 1024,
+        default=256 * 1024,
         ge=1024,
-        description="Largest message received or sent; larger ones get RESOURCE_EXHAUSTED.",
+        description="Largest message received or sent; larger ones get RESOURCE_EXHAUSTED. "
+        "Part of the memory budget: a call in flight can hold about twice this.",
     )
     grpc_keepalive_min_ping_interval: float = Field(
         default=10.0,

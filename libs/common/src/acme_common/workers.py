@@ -158,6 +158,7 @@ def _supervise(count: int, metrics_port: int, host: str, command: Sequence[str])
             workers.append(
                 subprocess.Popen(  # noqa: S603 - our own command line
                     command,
+                    preexec_fn=_stop_with_supervisor,  # runs before exec; no threads here yet
                     env={
                         **os.environ,
                         WORKER_INDEX_ENV: str(index),
@@ -192,6 +193,15 @@ def wait_for(workers: list[subprocess.Popen[bytes]], stopping: list[int]) -> int
                     other.send_signal(signal.SIGTERM)
     log.info("workers stopped", extra={"exit_codes": list(codes.values())})
     return 0 if all(code == 0 for code in codes.values()) else 1
+
+
+def _stop_with_supervisor() -> None:
+    """In a worker, before it runs: SIGTERM it (it drains) when the supervisor dies, even by
+    SIGKILL, so that no worker serves on without one (Linux prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def serve_merged_metrics(port: int, host: str, metrics_dir: str) -> None:

@@ -1,18 +1,43 @@
-"""Caller's rules: Greeter's failures translated into statuses that make sense to Caller's own
-clients."""
+"""Caller's rules: which name lists it takes, and Greeter's failures translated into statuses
+that make sense to Caller's own clients."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import grpc
 
 from acme_common.errors import (
     DeadlineExceeded,
+    FieldViolation,
     InvalidArgument,
     ServiceError,
     Unavailable,
     field_violations,
     status_details,
 )
+
+# IntroduceAll repeats each name in its reply: longer names would let a request of a few MiB
+# ask for a reply past the message limit. Greeter's own limit is the same.
+MAX_NAME_LENGTH = 100
+
+
+def check_names(names: Sequence[str], max_names: int) -> None:
+    """InvalidArgument unless there are 1 to max_names names of at most MAX_NAME_LENGTH
+    characters each (one violation per name that is too long)."""
+    if not 1 <= len(names) <= max_names:
+        raise InvalidArgument(
+            FieldViolation("names", f"must list 1 to {max_names} names, got {len(names)}")
+        )
+    too_long = [
+        FieldViolation(
+            f"names[{index}]", f"must be at most {MAX_NAME_LENGTH} characters, got {len(name)}"
+        )
+        for index, name in enumerate(names)
+        if len(name) > MAX_NAME_LENGTH
+    ]
+    if too_long:
+        raise InvalidArgument(*too_long)
 
 
 def translate_greeter_error(error: grpc.aio.AioRpcError) -> ServiceError:

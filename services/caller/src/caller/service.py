@@ -10,10 +10,9 @@ import grpc
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_common.channels import outgoing_timeout
-from acme_common.errors import FieldViolation, InvalidArgument
 from acme_common.runner import Runtime
 from acme_common.server import Service
-from caller.rules import translate_greeter_error
+from caller.rules import check_names, translate_greeter_error
 from caller.settings import CallerSettings, GreeterClientSettings
 
 GREETER_SERVICE = greeter_pb2.DESCRIPTOR.services_by_name["GreeterService"].full_name
@@ -51,11 +50,8 @@ class CallerService(caller_pb2_grpc.CallerServiceServicer):
     async def IntroduceAll(
         self, request: caller_pb2.IntroduceAllRequest, context: Context
     ) -> caller_pb2.IntroduceAllResponse:
+        check_names(request.names, self.max_names)
         count = len(request.names)
-        if not 1 <= count <= self.max_names:
-            raise InvalidArgument(
-                FieldViolation("names", f"must list 1 to {self.max_names} names, got {count}")
-            )
         timeout = outgoing_timeout(context, self.default_timeout)
         limit = asyncio.Semaphore(self.fanout_concurrency)
 
