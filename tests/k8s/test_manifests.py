@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import importlib
 import re
 import shutil
 import subprocess
@@ -25,6 +26,8 @@ from typing import Any
 import pytest
 import yaml
 
+from acme_common.settings import ServerSettings
+
 pytestmark = pytest.mark.integration  # runs tools (buf, kubectl, uv, ...) as processes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +39,7 @@ Obj = dict[str, Any]
 
 @dataclass(frozen=True)
 class App:
-    """What the code says about one service (services/*/src/*/__main__.py, acme_common)."""
+    """What the code says about one service (its settings.py, its proto, acme_common)."""
 
     name: str
     image: str
@@ -44,11 +47,33 @@ class App:
     health: str
 
 
-APPS = {
-    "greeter": App("greeter", "acme/greeter", 50051, "acme.greeter.v1.GreeterService"),
-    "caller": App("caller", "acme/caller", 50052, "acme.caller.v1.CallerService"),
-}
+def discovered_apps() -> dict[str, App]:
+    """Every service under services/ as its code says: its settings' default gRPC port, and
+    the health name of its proto service (acme.<name>.v1.<Name>Service, the scaffold's
+    convention); image and Kubernetes name are the package name with dashes."""
+    apps: dict[str, App] = {}
+    for settings_file in sorted(ROOT.glob("services/*/src/*/settings.py")):
+        package = settings_file.parent.name
+        module = importlib.import_module(f"{package}.settings")
+        [settings_type] = [
+            value
+            for value in vars(module).values()
+            if isinstance(value, type)
+            and issubclass(value, ServerSettings)
+            and value is not ServerSettings
+        ]
+        port = settings_type.model_fields["grpc_port"].default
+        camel = "".join(part[:1].upper() + part[1:] for part in package.split("_"))
+        name = package.replace("_", "-")
+        apps[name] = App(name, f"acme/{name}", port, f"acme.{package}.v1.{camel}Service")
+    return apps
+
+
+APPS = discovered_apps()
 HEADLESS_SERVICE = "greeter"  # what caller's GREETER_TARGET must resolve through
+# The services the overlays and the TLS component tune by name (replicas, resources, mTLS);
+# a scaffolded service runs with the base's values until someone adds it there.
+TUNED = ("greeter", "caller")
 MIN_GREETER_REPLICAS = 2
 UID = 10001
 METRICS_PORT = 9090
@@ -575,6 +600,7 @@ class Manifests:
                 used |= {
                     dig(var, "valueFrom", "secretKeyRef", "name")
                     for var in container.get("env") or []
+                    if not dig(var, "valueFrom", "secretKeyRef", "optional")
                 }
         used.discard(None)
         if rendered and used - rendered:
@@ -699,14 +725,14 @@ def limits(objects: list[Obj], name: str) -> tuple[float, float]:
 
 def test_dev_runs_one_caller_and_two_greeters_with_placeholder_secrets() -> None:
     objects = render(overlay_dir("dev"))
-    assert replicas(objects) == {"greeter": 2, "caller": 1}
+    assert {name: replicas(objects)[name] for name in TUNED} == {"greeter": 2, "caller": 1}
     names = [o["metadata"]["name"] for o in objects if o["kind"] == "Secret"]
-    assert {name.rsplit("-", 1)[0] for name in names} == {"greeter-auth", "caller-auth"}
+    assert {name.rsplit("-", 1)[0] for name in names} >= {"greeter-auth", "caller-auth"}
 
 
 def test_prod_scales_up_pins_images_and_ships_no_secret() -> None:
     dev, prod = render(overlay_dir("dev")), render(overlay_dir("prod"))
-    for name in APPS:
+    for name in TUNED:
         assert replicas(prod)[name] > replicas(dev)[name]
         assert all(p > d for p, d in zip(limits(prod, name), limits(dev, name), strict=True))
     for reference in kustomize_images(overlay_dir("prod")).values():
@@ -746,7 +772,7 @@ def test_tls_component_wires_mtls_but_native_probes_cannot_check_it(prod_tls: Pa
     it; the checker then reports the one thing that keeps it out of prod: plaintext probes."""
     manifests = Manifests(render(prod_tls), kustomize_images(prod_tls))
     problems = manifests.check()
-    for name in APPS:
+    for name in TUNED:
         deployment = manifests.find("Deployment", name)
         container = named(dig(deployment, "spec", "template", "spec", "containers"), name) or {}
         env = manifests.envs[name]

@@ -1,23 +1,24 @@
 """`nox -s new_service -- <name>` (tools/scaffold/new_service.py) on temporary copies of the repo.
 
 A copy holds the repository's tracked and untracked-but-not-ignored files (`git ls-files`), so
-the real tree is never touched. One copy gets a new service, `demo_svc`, then its own locked
-virtualenv (`uv sync --locked`, fast from uv's cache); in it the generated service's own tests
-run (a unit test, and a real process called over gRPC) and ruff, mypy --strict, buf, the codegen
-check and hadolint must pass. Bad names, and a failure half-way, must leave a copy unchanged.
+the real tree is never touched. One copy gets two new services in sequence, then its own
+locked virtualenv (`uv sync --locked`, fast from uv's cache); in it the new services' own tests
+(a unit test, and a real process called over gRPC), the Kubernetes invariants and ruff, mypy
+--strict, buf, the codegen check, hadolint and the manifest validation must pass, and no file
+of the services that were there before may change. Nothing here assumes which services or
+ports the repository has. Bad names, and a failure half-way, must leave a copy unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 import tomllib
+from glob import glob
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
@@ -26,7 +27,8 @@ pytestmark = pytest.mark.integration  # runs tools (buf, kubectl, uv, ...) as pr
 
 ROOT = Path(__file__).resolve().parents[2]
 SCAFFOLD = Path("tools") / "scaffold" / "new_service.py"
-NAME = "demo_svc"
+NAMES = ("billing", "order_history")  # scaffolded in this order; the second has an underscore
+NAME = NAMES[0]
 SKIPPED_PARTS = {".git", ".venv", ".nox", "__pycache__", ".mypy_cache", ".ruff_cache"}
 SKIPPED_PARTS |= {".pytest_cache", ".hypothesis", "node_modules"}
 TIMEOUT = 180
@@ -98,15 +100,28 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_repository(tmp_path_factory.mktemp("pristine"))
 
 
+def compose_ports(root: Path) -> dict[str, int]:
+    """Each compose service's gRPC port (its PORT build argument)."""
+    services = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]
+    return {name: int(block["build"]["args"]["PORT"]) for name, block in services.items()}
+
+
+@pytest.fixture(scope="module")
+def before_scaffolding(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untouched copy, to compare the scaffolded one with."""
+    return copy_repository(tmp_path_factory.mktemp("before"))
+
+
 @pytest.fixture(scope="module")
 def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy with demo_svc scaffolded and the copy's own locked virtualenv synced."""
+    """A copy with NAMES scaffolded one after the other and its own locked virtualenv."""
     uv = shutil.which("uv")
     if uv is None:
         pytest.fail("uv is not on PATH (README prerequisites: pip install uv)")
     repo = copy_repository(tmp_path_factory.mktemp("scaffolded"))
-    result = scaffold(repo, NAME)
-    assert result.returncode == 0, result.stdout + result.stderr
+    for name in NAMES:
+        result = scaffold(repo, name)
+        assert result.returncode == 0, result.stdout + result.stderr
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env["UV_PROJECT_ENVIRONMENT"] = str(repo / ".venv")
     run_ok([uv, "sync", "--locked", "--quiet", "--python", sys.executable], repo, env)
@@ -122,9 +137,9 @@ def venv_tool(repo: Path, name: str) -> str:
     [
         ("greeter", "services/greeter already exists"),
         ("Bad-Name", "is not a lowercase identifier"),
+        ("", "is not a lowercase identifier"),
         ("class", "is a Python keyword"),
         ("os", "is a standard-library module"),
-        ("", "the name is empty"),
         ("grpc", "is reserved"),
         ("demo__svc", "double or trailing underscore"),
     ],
@@ -151,7 +166,7 @@ def test_a_failing_step_rolls_everything_back(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": f"{fake_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
     result = scaffold(repo, NAME, env=env)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "uv lock failed" in result.stderr
+    assert "uv add failed" in result.stderr
     assert "simulated uv failure" in result.stderr
     assert "rolled back" in result.stderr
     assert snapshot(repo) == before
@@ -159,77 +174,86 @@ def test_a_failing_step_rolls_everything_back(tmp_path: Path) -> None:
 
 def test_dry_run_writes_nothing(pristine: Path) -> None:
     before = snapshot(pristine)
+    port = max(compose_ports(pristine).values()) + 1
     result = scaffold(pristine, NAME, "--dry-run")
     assert result.returncode == 0, result.stderr
-    assert f"would create {NAME}: acme.{NAME}.v1.DemoSvcService on port 50053" in result.stdout
+    assert f"would create acme.{NAME}.v1.BillingService on port {port}" in result.stdout
     assert snapshot(pristine) == before
 
 
-def test_the_service_is_complete_and_registered(scaffolded: Path) -> None:
-    service = scaffolded / "services" / NAME
-    for relative in [
-        "pyproject.toml",
-        "Dockerfile",
-        f"src/{NAME}/__init__.py",
-        f"src/{NAME}/__main__.py",
-        f"src/{NAME}/rules.py",
-        f"src/{NAME}/service.py",
-        "tests/test_rules.py",
-        "tests/test_process.py",
-    ]:
-        assert (service / relative).is_file(), relative
-    proto = (scaffolded / "proto" / "acme" / NAME / "v1" / f"{NAME}.proto").read_text()
-    assert f"package acme.{NAME}.v1;" in proto
-    assert "service DemoSvcService {" in proto
-    assert (scaffolded / "libs/protos/src/acme" / NAME / "v1" / f"{NAME}_pb2_grpc.pyi").is_file()
+def test_the_services_are_complete_and_registered(
+    scaffolded: Path, before_scaffolding: Path
+) -> None:
+    ports = compose_ports(before_scaffolding)
+    after = compose_ports(scaffolded)
+    for offset, name in enumerate(NAMES, start=1):
+        image = name.replace("_", "-")
+        service = scaffolded / "services" / name
+        for relative in [
+            "pyproject.toml",
+            *(f"src/{name}/{module}.py" for module in ("__init__", "__main__", "settings")),
+            *(f"src/{name}/{module}.py" for module in ("rules", "service")),
+            "tests/test_rules.py",
+            "tests/test_process.py",
+        ]:
+            assert (service / relative).is_file(), relative
+        assert len((service / "src" / name / "__main__.py").read_text().splitlines()) < 16
+        assert (
+            f"package acme.{name}.v1;"
+            in (scaffolded / "proto" / "acme" / name / "v1" / f"{name}.proto").read_text()
+        )
+        assert (
+            scaffolded / "libs/protos/src/acme" / name / "v1" / f"{name}_pb2_grpc.pyi"
+        ).is_file()
+        member = tomllib.loads((service / "pyproject.toml").read_text())
+        assert member["project"]["scripts"] == {name: f"{name}.__main__:main"}
+        root = tomllib.loads((scaffolded / "pyproject.toml").read_text())
+        assert image in root["project"]["dependencies"]
+        assert root["tool"]["uv"]["sources"][image] == {"workspace": True}
+        assert f'name = "{image}"' in (scaffolded / "uv.lock").read_text()
+        # The next port after every service that was there, in compose, settings and k8s.
+        port = max(ports.values()) + offset
+        assert after[image] == port
+        assert f"default={port}" in (service / "src" / name / "settings.py").read_text()
+        compose = yaml.safe_load((scaffolded / "docker-compose.yml").read_text())["services"]
+        assert compose[image]["build"]["args"] == {"SERVICE": name, "PORT": str(port)}
+        assert compose[image]["build"]["dockerfile"] == "services/Dockerfile"
+        base = yaml.safe_load((scaffolded / "deploy/k8s/base/kustomization.yaml").read_text())
+        assert image in base["resources"]
+        for overlay in ("dev", "prod"):
+            text = (scaffolded / f"deploy/k8s/overlays/{overlay}/kustomization.yaml").read_text()
+            assert f"acme/{image}" in [i["name"] for i in yaml.safe_load(text)["images"]]
+    assert {name: port for name, port in after.items() if name in ports} == ports
+    # Growth is O(1): no file of a service that was already there changed.
+    for existing in glob("services/*/**", root_dir=before_scaffolding, recursive=True):
+        path = before_scaffolding / existing
+        if path.is_file():
+            assert (scaffolded / existing).read_bytes() == path.read_bytes(), existing
+    assert not list((scaffolded / "services").glob("*/Dockerfile"))
 
-    member = tomllib.loads((service / "pyproject.toml").read_text())
-    assert member["project"]["dependencies"] == ["acme-protos", "acme-common"]
-    assert member["project"]["scripts"] == {NAME: f"{NAME}.__main__:main"}
-    assert member["tool"]["uv"]["sources"]["acme-common"] == {"workspace": True}
-    root = tomllib.loads((scaffolded / "pyproject.toml").read_text())
-    assert "demo-svc" in root["project"]["dependencies"]
-    assert root["tool"]["uv"]["sources"]["demo-svc"] == {"workspace": True}
-    assert NAME in root["tool"]["ruff"]["lint"]["isort"]["known-first-party"]
-    assert root["tool"]["mypy"]["mypy_path"].endswith(f":services/{NAME}/src")
-    assert 'name = "demo-svc"' in (scaffolded / "uv.lock").read_text()
 
-    # The next free port after greeter (50051) and caller (50052), used everywhere.
-    assert "default=50053" in (service / "src" / NAME / "__main__.py").read_text()
-    dockerfile = (service / "Dockerfile").read_text()
-    assert "ARG BASE_IMAGE=python:3.12-slim" in dockerfile
-    assert "uv sync --locked --no-dev --no-editable --package demo-svc" in dockerfile
-    assert "USER 10001:10001" in dockerfile
-    assert 'ENTRYPOINT ["demo_svc"]' in dockerfile
-    assert '"grpc-health-probe", "--addr", "127.0.0.1:50053"' in dockerfile
-    compose = yaml.safe_load((scaffolded / "docker-compose.yml").read_text())
-    block = compose["services"]["demo-svc"]
-    assert block["build"]["dockerfile"] == f"services/{NAME}/Dockerfile"
-    assert str(block["environment"]["GRPC_PORT"]) == "50053"
-    assert {"greeter", "caller"} <= set(compose["services"])
-    # Every other image's `uv sync --locked` needs the new member's manifest.
-    for other in ("greeter", "caller"):
-        text = (scaffolded / "services" / other / "Dockerfile").read_text()
-        assert f"COPY services/{NAME}/pyproject.toml services/{NAME}/" in text
-
-
-def test_the_generated_tests_pass(scaffolded: Path) -> None:
+def test_the_generated_tests_and_the_manifest_invariants_pass(scaffolded: Path) -> None:
+    services = [f"services/{name}" for name in NAMES]
     output = run_ok(
-        [venv_tool(scaffolded, "python"), "-m", "pytest", f"services/{NAME}", "-q"],
+        [venv_tool(scaffolded, "python"), "-m", "pytest", *services, "tests/k8s", "-q"],
         scaffolded,
     )
-    assert "6 passed" in output
+    assert " passed" in output
+    assert "failed" not in output
 
 
 def test_the_generated_code_passes_the_linters(scaffolded: Path) -> None:
-    service = f"services/{NAME}"
-    run_ok([venv_tool(scaffolded, "ruff"), "check", service], scaffolded)
-    run_ok([venv_tool(scaffolded, "ruff"), "format", "--check", service], scaffolded)
-    run_ok([venv_tool(scaffolded, "mypy"), service], scaffolded)
+    mypy_path = os.pathsep.join(sorted(glob("*/*/src", root_dir=scaffolded)))
+    env = {**os.environ, "MYPYPATH": mypy_path}
+    sources = ["libs", "services", "tools", "tests", "bench"]
+    run_ok([venv_tool(scaffolded, "ruff"), "check", *sources], scaffolded)
+    run_ok([venv_tool(scaffolded, "ruff"), "format", "--check", *sources], scaffolded)
+    run_ok([venv_tool(scaffolded, "mypy"), "services", "tests/k8s"], scaffolded, env)
     run_ok([venv_tool(scaffolded, "buf"), "lint"], scaffolded)
     run_ok([venv_tool(scaffolded, "buf"), "format", "--diff", "--exit-code"], scaffolded)
     run_ok([venv_tool(scaffolded, "python"), "tools/codegen.py", "--check"], scaffolded)
-    run_ok([venv_tool(scaffolded, "hadolint"), f"{service}/Dockerfile"], scaffolded)
+    run_ok([venv_tool(scaffolded, "python"), "tools/validate_k8s.py"], scaffolded)
+    run_ok([venv_tool(scaffolded, "hadolint"), "services/Dockerfile"], scaffolded)
 
 
 def test_the_same_name_again_is_refused(scaffolded: Path) -> None:
@@ -238,59 +262,3 @@ def test_the_same_name_again_is_refused(scaffolded: Path) -> None:
     assert result.returncode == 2
     assert f"services/{NAME} already exists" in result.stderr
     assert snapshot(scaffolded) == before
-
-
-def load_scaffold() -> ModuleType:
-    """tools/scaffold/new_service.py as a module (it is a script, not an installed package)."""
-    name = "scaffold_new_service"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / SCAFFOLD)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-COMPOSE_WITH_ANCHORS = """\
-x-service: &service
-  restart: unless-stopped
-  healthcheck: &healthcheck
-    interval: 3s
-x-environment: &environment
-  LOG_FORMAT: json
-services:
-  greeter:
-    <<: *service
-    image: acme/greeter:dev
-"""
-
-
-@pytest.mark.parametrize(
-    ("before", "anchored"),
-    [
-        (COMPOSE_WITH_ANCHORS, True),  # services: is the last top-level key
-        (COMPOSE_WITH_ANCHORS + "volumes:\n  data: {}\n", True),  # a key follows services:
-        ("services:\n  greeter:\n    image: acme/greeter:dev\n", False),  # no anchors
-        (None, False),  # no compose file yet
-    ],
-)
-def test_compose_block_goes_into_whatever_compose_file_exists(
-    before: str | None, anchored: bool
-) -> None:
-    scaffold_module = load_scaffold()
-    names = scaffold_module.Names(NAME, 50060)
-    after = scaffold_module.edited_compose(before, names)
-    scaffold_module.check_compose(after, names, before)  # raises when a service was lost
-    data = yaml.safe_load(after)
-    block = data["services"]["demo-svc"]
-    assert str(block["environment"]["GRPC_PORT"]) == "50060"
-    assert block["healthcheck"]["test"][-1] == "127.0.0.1:50060"
-    assert ("<<: *service" in after) == anchored
-    if before is not None:
-        assert data["services"]["greeter"]["image"] == "acme/greeter:dev"
-        assert after.startswith(before.split("services:")[0])
-    if before is not None and "volumes:" in before:
-        assert data["volumes"] == {"data": {}}
