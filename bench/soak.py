@@ -33,10 +33,10 @@ from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_common.channels import create_channel
 from acme_common.settings import ClientSettings
+from acme_devkit.http2_tap import Http2Tap, http2_tap
 from bench import procs
 from bench.procs import ServerProcess
 from bench.servers import launch
-from tests.integration.http2_tap import Http2Tap, http2_tap
 
 OUT = procs.REPO / ".bench"
 

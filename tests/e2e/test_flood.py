@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
-from tests.integration.raw_http2 import flood
+from acme_devkit.raw_http2 import flood
 
 from .conftest import RPC_TIMEOUT, Container, Stack, docker
 

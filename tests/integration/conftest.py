@@ -9,8 +9,6 @@ kill or misconfigure a process get their own through the `services` factory.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 import socket
 import subprocess
@@ -27,9 +25,10 @@ import pytest
 
 from acme.caller.v1 import caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from acme_common import health_probe
+from acme_devkit import processes
+from acme_devkit.ports import HOST as HOST  # re-exported for the tests
+from acme_devkit.ports import free_port as free_port
 
-HOST = "127.0.0.1"
 GREETER_INSTANCE = "greeter-it-1"
 CALLER_INSTANCE = "caller-it-1"
 GREETER_SERVICE = "acme.greeter.v1.GreeterService"
@@ -45,121 +44,22 @@ EOF: object = grpc.aio.EOF  # type: ignore[attr-defined]
 
 CHANNEL_OPTIONS: list[tuple[str, Any]] = [("grpc.enable_http_proxy", 0)]
 
-# Variables the services read (pydantic-settings matches them case-insensitively) and proxy
-# settings: removed from the inherited environment so the developer's shell cannot leak in.
-_SCRUBBED_VARIABLES = frozenset(
-    {
-        "GRPC_HOST",
-        "GRPC_PORT",
-        "GRPC_GRACE_PERIOD",
-        "GRPC_DRAIN_DELAY",
-        "GRPC_WORKERS",
-        "GRPC_MAX_CONCURRENT_RPCS",
-        "GRPC_MAX_MESSAGE_BYTES",
-        "LOG_LEVEL",
-        "LOG_FORMAT",
-        "ACCESS_LOG",
-        "INSTANCE_NAME",
-        "METRICS_PORT",
-        "TRACING_EXPORTER",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "GRPC_PROXY",
-    }
-)
-_SCRUBBED_PREFIXES = ("GRPC_", "GREETER_", "CALLER_", "AUTH_", "TLS_", "OTEL_")
 
-_handed_out_ports: set[int] = set()
-
-
-def free_port() -> int:
-    """A loopback TCP port nothing listens on right now, never handed out twice per session."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind((HOST, 0))
-            port: int = probe.getsockname()[1]
-        if port not in _handed_out_ports:
-            _handed_out_ports.add(port)
-            return port
-    raise RuntimeError("no free loopback port found")
-
-
-def _child_environment(overrides: Mapping[str, str]) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key.upper() not in _SCRUBBED_VARIABLES and not key.upper().startswith(_SCRUBBED_PREFIXES)
-    }
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(overrides)
-    return env
-
-
-class ServiceProcess:
-    """One service run as `python -m <module>` with stderr captured to log_path."""
+class ServiceProcess(processes.ServiceProcess):
+    """One service run as `python -m <module>` (acme_devkit's ServiceProcess, with a clean
+    environment) with stderr captured to log_path; failures fail the test."""
 
     def __init__(self, module: str, log_path: Path, env: Mapping[str, str] | None = None) -> None:
-        self.module = module
-        self.log_path = log_path
-        self.port = free_port()
-        self.env: dict[str, str] = {
+        port = free_port()
+        settings = {
             "GRPC_HOST": HOST,
-            "GRPC_PORT": str(self.port),
+            "GRPC_PORT": str(port),
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "INFO",
             **(env or {}),
         }
-        self._process: subprocess.Popen[bytes] | None = None
-        self.signalled = False  # a stop signal was sent: never send a second one
-
-    def __repr__(self) -> str:
-        pid = self._process.pid if self._process else None
-        return f"ServiceProcess({self.module!r}, address={self.address!r}, pid={pid})"
-
-    @property
-    def address(self) -> str:
-        return f"{HOST}:{self.port}"
-
-    @property
-    def process(self) -> subprocess.Popen[bytes]:
-        if self._process is None:
-            raise RuntimeError(f"{self.module} was not started")
-        return self._process
-
-    @property
-    def returncode(self) -> int | None:
-        """The exit code, or None while the process runs."""
-        return self.process.poll()
-
-    def start(self) -> ServiceProcess:
-        with self.log_path.open("wb") as log:  # the child keeps its own descriptor
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", self.module],
-                env=_child_environment(self.env),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-        return self
-
-    def log_text(self) -> str:
-        """Everything the process wrote to stderr so far."""
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def log_records(self) -> list[dict[str, Any]]:
-        """The JSON log records written so far (non-JSON lines, e.g. from grpc core, skipped)."""
-        records: list[dict[str, Any]] = []
-        for line in self.log_text().splitlines():
-            if not line.startswith("{"):
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line still being written
-            if isinstance(record, dict):
-                records.append(record)
-        return records
+        super().__init__(module, [sys.executable, "-m", module], log_path, settings, port)
+        self.module = module
 
     def log_messages(self) -> list[str]:
         return [str(record.get("message")) for record in self.log_records()]
@@ -167,40 +67,18 @@ class ServiceProcess:
     def wait_healthy(self, timeout: float = START_TIMEOUT) -> ServiceProcess:
         """Block until grpc.health.v1 reports the whole server SERVING; fail with the log if the
         process exits first or does not get there within timeout seconds."""
-        deadline = time.monotonic() + timeout
-        status = "not checked"
-        while True:
-            code = self.process.poll()
-            if code is not None:
-                pytest.fail(
-                    f"{self.module} exited with code {code} before it was SERVING; "
-                    f"stderr:\n{self.log_text()}"
-                )
-            status = health_probe.check(self.address, "", timeout=1.0)
-            if status == "SERVING":
-                return self
-            if time.monotonic() >= deadline:
-                self.kill()
-                pytest.fail(
-                    f"{self.module} at {self.address} not SERVING after {timeout:.0f} s "
-                    f"(last health status: {status}); stderr:\n{self.log_text()}"
-                )
-            time.sleep(0.1)
-
-    def send_signal(self, signum: int = signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            self.signalled = True
-            self.process.send_signal(signum)
+        try:
+            self.wait_ready(timeout=timeout)
+        except processes.ServiceError as error:
+            pytest.fail(str(error))
+        return self
 
     def wait_exit(self, timeout: float = STOP_TIMEOUT) -> int:
         """The exit code; the process is killed and the test failed after timeout seconds."""
         try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail(
-                f"{self.module} did not exit within {timeout:.0f} s; stderr:\n{self.log_text()}"
-            )
+            return super().wait_exit(timeout)
+        except processes.ServiceError as error:
+            pytest.fail(str(error))
 
     async def wait_exit_async(self, within: float = STOP_TIMEOUT) -> int:
         """wait_exit without blocking the event loop (for tests with calls in flight)."""
@@ -218,11 +96,6 @@ class ServiceProcess:
         """Send signum and wait for the exit code."""
         self.send_signal(signum)
         return self.wait_exit(timeout)
-
-    def kill(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait(STOP_TIMEOUT)
 
     async def wait_for_log(self, message: str, within: float = 10.0) -> dict[str, Any]:
         """The first log record with this message, waiting up to `within` seconds for it."""

@@ -18,6 +18,7 @@ import pytest
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_common import health_probe
 from acme_common.settings import ServerSettings
+from acme_devkit.raw_http2 import flood
 
 from .conftest import (
     CHANNEL_OPTIONS,
@@ -28,7 +29,6 @@ from .conftest import (
     ServiceProcess,
     open_channel,
 )
-from .raw_http2 import flood
 
 pytestmark = pytest.mark.integration
 

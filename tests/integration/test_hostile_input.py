@@ -28,6 +28,8 @@ import pytest
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_common.errors import field_violations, status_details
+from acme_devkit.http2_tap import PREFACE
+from acme_devkit.raw_http2 import raw_unary_call
 
 from .abandoned_call import open_call
 from .conftest import (
@@ -40,8 +42,6 @@ from .conftest import (
     free_port,
     open_channel,
 )
-from .http2_tap import PREFACE
-from .raw_http2 import raw_unary_call
 
 if TYPE_CHECKING:
     from acme.greeter.v1.greeter_pb2_grpc import GreeterServiceAsyncStub as Stub
@@ -494,9 +494,11 @@ async def test_chat_over_the_name_limit_gets_resource_exhausted(strict: ServiceP
 
 STREAMS = 2000
 ROOMY_MAX_CONCURRENT_RPCS = 2500  # above STREAMS (the default, 1000, is below)
-CHANNELS = 25  # connections: STREAMS / CHANNELS stays under GRPC_MAX_CONCURRENT_STREAMS (100)
+CHANNELS = 70  # connections: STREAMS / CHANNELS stays under GRPC_MAX_CONCURRENT_STREAMS (32)
 OPENING = 500  # streams being opened at once
 CAP = 50
+CAPPED_STREAMS = 500  # against CAP: opened at once, under grpc's 1000 calls waiting for the loop
+CAPPED_CHANNELS = 20  # 25 streams each, under GRPC_MAX_CONCURRENT_STREAMS
 OVER_CAP = "Concurrent RPC limit exceeded!"
 
 
@@ -561,18 +563,19 @@ async def test_thousands_of_concurrent_streams_are_all_served(roomy: ServiceProc
 async def test_streams_over_the_concurrency_cap_get_resource_exhausted(
     services: ServiceFactory,
 ) -> None:
-    """2000 Chat streams against GRPC_MAX_CONCURRENT_RPCS=50: the first 50 hold their slots,
-    the other 1950 are refused with RESOURCE_EXHAUSTED. Nothing is written until the refusals
-    are in: grpcio's asyncio client reports a write that races a refusal as INTERNAL
-    "Internal error from Core", hiding the server's status."""
+    """500 Chat streams over 20 connections against GRPC_MAX_CONCURRENT_RPCS=50: the first
+    50 hold their slots, the other 450 are refused with RESOURCE_EXHAUSTED. Nothing is written
+    until the refusals are in: grpcio's asyncio client reports a write that races a refusal
+    as INTERNAL "Internal error from Core", hiding the server's status."""
     greeter = services.start_greeter({"GRPC_MAX_CONCURRENT_RPCS": str(CAP)})
-    channels = [open_channel(greeter.address) for _ in range(CHANNELS)]
+    options = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]  # own connections
+    channels = [grpc.aio.insecure_channel(greeter.address, options) for _ in range(CAPPED_CHANNELS)]
     try:
         chats = [
-            greeter_pb2_grpc.GreeterServiceStub(channels[index % CHANNELS]).Chat(
+            greeter_pb2_grpc.GreeterServiceStub(channels[index % CAPPED_CHANNELS]).Chat(
                 None, timeout=SLOW_TIMEOUT
             )
-            for index in range(STREAMS)
+            for index in range(CAPPED_STREAMS)
         ]
         refused = 0
         all_refused = asyncio.Event()
@@ -581,7 +584,7 @@ async def test_streams_over_the_concurrency_cap_get_resource_exhausted(
             nonlocal refused
             code = await chat.code()  # only refused streams end by themselves
             refused += 1
-            if refused >= STREAMS - CAP:
+            if refused >= CAPPED_STREAMS - CAP:
                 all_refused.set()
             return code
 
@@ -600,7 +603,7 @@ async def test_streams_over_the_concurrency_cap_get_resource_exhausted(
                 assert await chat.read() is EOF
             codes = await asyncio.gather(*waiting)
         assert codes.count(grpc.StatusCode.OK) == CAP
-        assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == STREAMS - CAP
+        assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == CAPPED_STREAMS - CAP
         for chat in chats:
             if await chat.code() != grpc.StatusCode.OK:
                 assert await chat.details() == OVER_CAP

@@ -16,9 +16,9 @@ from hyperframe.frame import Frame, PingFrame
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_common.channels import create_channel
 from acme_common.settings import ClientSettings
+from acme_devkit.http2_tap import TO_CLIENT, TO_SERVER, Http2Tap, http2_tap
 
 from .conftest import RPC_TIMEOUT, ServiceFactory
-from .http2_tap import TO_CLIENT, TO_SERVER, Http2Tap, http2_tap
 
 pytestmark = pytest.mark.integration
 

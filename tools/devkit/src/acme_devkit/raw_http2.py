@@ -26,8 +26,8 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
-from .http2_tap import ERROR_CODES as ERROR_NAMES
-from .http2_tap import PREFACE
+from acme_devkit.http2_tap import ERROR_CODES as ERROR_NAMES
+from acme_devkit.http2_tap import PREFACE
 
 READ_BYTES = 65_536
 CANCEL = 0x8  # RFC 9113 error code of RST_STREAM
