@@ -3,64 +3,18 @@ tree read from /proc (utime+stime of /proc/<pid>/stat, VmHWM/VmRSS of /proc/<pid
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-HOST = "127.0.0.1"
+from acme_devkit.ports import HOST as HOST  # re-exported: the harness's servers listen there
+from acme_devkit.ports import free_port as free_port
+from acme_devkit.processes import ServiceError, ServiceProcess
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 REPO = Path(__file__).resolve().parent.parent
-
-# Inherited variables that would change what a server under test does: every setting of
-# libs/common (and grpc core's GRPC_* switches), the multi-process plumbing, proxies.
-_SCRUBBED_PREFIXES = (
-    "GRPC_",
-    "GREETER_",
-    "CALLER_",
-    "LOG_",
-    "TLS_",
-    "AUTH_",
-    "METRICS_",
-    "TRACING_",
-    "OTEL_",
-)
-_SCRUBBED_NAMES = frozenset(
-    {
-        "INSTANCE_NAME",
-        "PROMETHEUS_MULTIPROC_DIR",
-        "ACME_WORKER_INDEX",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "NO_PROXY",
-    }
-)
-
-
-def free_port() -> int:
-    """A loopback TCP port that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-def clean_environment(overrides: Mapping[str, str]) -> dict[str, str]:
-    """os.environ without the variables that configure the services, plus overrides."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.upper().startswith(_SCRUBBED_PREFIXES) and key.upper() not in _SCRUBBED_NAMES
-    }
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(overrides)
-    return env
 
 
 # ----------------------------------------------------------------------------------- /proc
@@ -151,12 +105,14 @@ def tree_kib(roots: Sequence[int], field: str) -> int:
 
 
 # --------------------------------------------------------------------------------- servers
-class ServerError(RuntimeError):
-    """A server under test did not start, or died."""
+ServerError = ServiceError  # a server under test did not start, or died
 
 
-class ServerProcess:
-    """One server under test, run as its own process (session) with output in a log file."""
+class ServerProcess(ServiceProcess):
+    """One server under test (acme_devkit's ServiceProcess: clean environment, output in a
+    log file), in a session of its own so that Ctrl-C reaches only the harness, which stops it."""
+
+    log_path: Path  # always a file here
 
     def __init__(
         self,
@@ -166,91 +122,20 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         port: int | None = None,
     ) -> None:
-        self.name = name
-        self.argv = list(argv)
-        self.log_path = log_path
-        self.env = clean_environment(env or {})
-        self.port = port if port is not None else free_port()
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> str:
-        return f"{HOST}:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        if self._process is None:
-            raise ServerError(f"{self.name} was not started")
-        return self._process.pid
-
-    def start(self) -> ServerProcess:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log:  # the child keeps its own descriptor
-            self._process = subprocess.Popen(  # noqa: S603 - our own server command lines
-                self.argv,
-                cwd=REPO,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,  # Ctrl-C reaches the harness, which stops us
-            )
-        return self
+        super().__init__(name, argv, log_path, env, port, new_session=True)
 
     def alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self.returncode is None and self._process is not None
 
     def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(self.log_text().splitlines()[-lines:])
 
     def log_count(self, needle: str) -> int:
         """Lines of the log containing needle (e.g. how many workers logged "serving")."""
-        try:
-            with self.log_path.open(encoding="utf-8", errors="replace") as log:
-                return sum(1 for line in log if needle in line)
-        except OSError:
-            return 0
+        return sum(1 for line in self.log_text().splitlines() if needle in line)
 
-    def wait_ready(self, probe: Callable[[], str | None], timeout: float = 30.0) -> None:
-        """Poll probe (None = ready, else what is wrong) until ready; ServerError otherwise."""
-        deadline = time.monotonic() + timeout
-        problem: str | None = "not probed"
-        while time.monotonic() < deadline:
-            if not self.alive():
-                code = self._process.returncode if self._process else None
-                raise ServerError(
-                    f"{self.name} exited with code {code} before it was ready; "
-                    f"log {self.log_path}:\n{self.log_tail()}"
-                )
-            problem = probe()
-            if problem is None:
-                return
-            time.sleep(0.2)
-        raise ServerError(
-            f"{self.name} at {self.address} not ready after {timeout:.0f} s ({problem}); "
-            f"log {self.log_path}:\n{self.log_tail()}"
-        )
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM (a supervisor relays it to its workers and waits for them); after timeout,
-        SIGKILL to the process group the server leads (its own session, still ours: the
-        leader is not reaped yet)."""
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            print(
-                f"bench: {self.name} ignored SIGTERM for {timeout:.0f} s; killing it",
-                file=sys.stderr,
-            )
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(5)
+    def stop(self, timeout: float = 10.0) -> int | None:
+        code = super().stop(timeout)
+        if code is not None and code < 0 and code != -signal.SIGTERM:
+            print(f"bench: {self.name} ended by signal {-code}", file=sys.stderr)
+        return code

@@ -91,6 +91,10 @@ class ServiceProcess:
         return f"{HOST}:{self.port}"
 
     @property
+    def started(self) -> bool:
+        return self._process is not None
+
+    @property
     def pid(self) -> int:
         return self.process.pid
 
