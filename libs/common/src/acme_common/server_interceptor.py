@@ -5,7 +5,10 @@ of a call costs ~4 %), composed of: bearer-token auth (auth.py), request ids
 malformed requests (malformed.py).
 
 The wrapped handler of each method is built once and cached: the per-call work is a token
-check, a few metric updates and the log line.
+check, a few metric updates and the log line. Plain attribute access on purpose: metric
+methods pre-bound in __init__ plus bound methods copied into closure locals measured no clear
+gain (bench.micro, medians of 3: full path 15.65 vs 16.07 µs/call, access log off 8.80 vs
+8.67, wrapper alone 5.24 vs 5.36; within run-to-run noise).
 """
 
 from __future__ import annotations
