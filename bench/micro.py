@@ -1,8 +1,8 @@
 """In-process microbenchmarks of each piece of the per-call work libs/common adds, on the
-real code (acme_common.interceptors / logs / security / request_context / metrics) with a
-stand-in ServicerContext: no sockets, no grpc machinery, so the numbers are stable even on
-a noisy machine. They are lower bounds of the in-server cost (cache and GIL effects come on
-top; bench/profile.py --ablation measures that).
+real code (acme_common.server_interceptor and its parts / logs / auth / request_ids /
+metrics) with a stand-in ServicerContext: no sockets, no grpc machinery, so the numbers are
+stable even on a noisy machine. They are lower bounds of the in-server cost (cache and GIL
+effects come on top; bench/profile.py --ablation measures that).
 
     python -m bench.micro            # prints a table, writes .bench/profile/micro.md
 """
@@ -23,12 +23,15 @@ import grpc
 from pydantic import SecretStr
 
 from acme.greeter.v1 import greeter_pb2
-from acme_common import interceptors, metrics
+from acme_common import metrics
+from acme_common.auth import TokenChecker
 from acme_common.logs import JsonFormatter, configure_logging
-from acme_common.request_context import current_request_id, request_id_from
-from acme_common.security import TokenChecker
+from acme_common.observation import Observation
+from acme_common.request_ids import current_request_id, request_id_from
+from acme_common.server_interceptor import ServerInterceptor
+from acme_common.settings import ServerSettings
 from bench.procs import REPO
-from bench.servers.greeter_variant import LeanObserver, NoMetric
+from bench.servers.greeter_variant import LeanObservation, NoMetric
 from greeter.service import GreeterService
 
 OUT = REPO / ".bench" / "profile"
@@ -107,13 +110,23 @@ def main() -> int:
     async def continuation(_details: Any) -> Any:
         return handler
 
-    def observed(tracing: bool = False) -> Callable[[Any, Any], Awaitable[Any]]:
+    settings = ServerSettings(
+        instance_name="micro", auth_tokens=(SecretStr(bearer),), access_log="all", grpc_port=0
+    )
+
+    def interceptor_of(tracing: bool = False) -> ServerInterceptor:
+        return ServerInterceptor(settings, tracing=tracing, shutting_down=lambda: False)
+
+    def observed(
+        tracing: bool = False, observation_type: type[Observation] = Observation
+    ) -> Callable[[Any, Any], Awaitable[Any]]:
         """The per-call path of a server: intercept_service (token check, request id) and
         the wrapped handler, with no request id set yet as in grpc's new task per RPC."""
-        interceptor = interceptors.ServerInterceptor("micro", [SecretStr(bearer)], tracing=tracing)
+        interceptor = interceptor_of(tracing)
+        interceptor.observation_type = observation_type
         asyncio.new_event_loop().run_until_complete(
             interceptor.intercept_service(continuation, details)
-        )  # builds (and caches) the wrapped handler with the _Observer of this moment
+        )  # builds (and caches) the wrapped handler with its Observation
 
         async def call(request: Any, context: Any) -> Any:
             current_request_id.set(None)  # as in a new RPC's task
@@ -138,10 +151,7 @@ def main() -> int:
         add("interceptor-wrapped handler, full (metrics + request id + JSON access log)",
             loop_of(lambda: full(request, context)))  # fmt: skip
     with access_log(log_file, "INFO"):
-        original = interceptors._Observer
-        interceptors._Observer = LeanObserver  # type: ignore[misc]
-        lean = observed()
-        interceptors._Observer = original  # type: ignore[misc]
+        lean = observed(observation_type=LeanObservation)
         add("  same, proposed lean observer (bench/servers/greeter_variant.py)",
             loop_of(lambda: lean(request, context)))  # fmt: skip
     with access_log(log_file, "WARNING"):
@@ -215,7 +225,7 @@ def main() -> int:
     add("metrics: one Histogram.observe (1 per call)", observe)
     add("request id: request_id_from(metadata) without x-request-id", request_ids)
     add("auth: TokenChecker.accepts(metadata), 1 token", check_token)
-    interceptor = interceptors.ServerInterceptor("micro", [SecretStr(bearer)])
+    interceptor = interceptor_of()
     add("interceptor: intercept_service (cached handlers + token check)",
         loop_of(lambda: interceptor.intercept_service(continuation, details)))  # fmt: skip
 

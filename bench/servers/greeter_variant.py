@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 
-from acme_common import interceptors, metrics
+from acme_common import access_log, metrics, server_interceptor
 from acme_common import server as server_module
-from acme_common.request_context import REQUEST_ID_HEADER, current_request_id
+from acme_common.observation import Context, Observation
+from acme_common.request_ids import REQUEST_ID_HEADER, current_request_id
+from acme_common.settings import ServerSettings
 
 if TYPE_CHECKING:
     _InterceptorBase = grpc.aio.ServerInterceptor[Any, Any]
@@ -66,7 +68,7 @@ _ids = itertools.count()
 _ID_PREFIX = f"{os.getpid():x}-{time.time_ns() & 0xFFFFFFFF:08x}-"
 
 
-class LeanObserver(interceptors._Observer):
+class LeanObservation(Observation):
     """A prototype of the recommended per-call path (same statuses, same metric names):
     - access log: every failed call, but OK calls only 1 in LEAN_LOG_EVERY (sampled);
     - metrics: started, handled and the latency histogram; no in-flight gauge (it is
@@ -76,31 +78,37 @@ class LeanObserver(interceptors._Observer):
 
     log_every = int(os.environ.get("LEAN_LOG_EVERY", "100"))
 
-    def __init__(self, method: str, grpc_type: str, config: interceptors._Observer.Config) -> None:
-        super().__init__(method, grpc_type, config)
-        self.in_flight = cast("Any", NoMetric())
+    def __init__(
+        self,
+        method: str,
+        grpc_type: str,
+        settings: ServerSettings,
+        *,
+        tracing: bool,
+        shutting_down: Callable[[], bool],
+    ) -> None:
+        super().__init__(method, grpc_type, settings, tracing=tracing, shutting_down=shutting_down)
+        self.metrics.in_flight = cast("Any", NoMetric())
         if not self.request_streaming:
-            self.received = cast("Any", NoMetric())
+            self.metrics.received = cast("Any", NoMetric())
         if not self.response_streaming:
-            self.sent = cast("Any", NoMetric())
+            self.metrics.sent = cast("Any", NoMetric())
         self.calls = 0
 
-    def begin(self, request: Any, context: interceptors.Context) -> tuple[float, Any]:
+    def begin(self, request: Any, context: Context) -> tuple[float, Any]:
         incoming = None
         for key, value in cast("Any", context.invocation_metadata()) or ():
             if key == REQUEST_ID_HEADER:
                 incoming = value
                 break
         current_request_id.set(incoming or f"{_ID_PREFIX}{next(_ids):x}")
-        self.started.inc()
+        self.metrics.started.inc()
         if self.request_streaming:
-            return time.perf_counter(), self._checked(request, context)
-        self.received.inc()
+            return time.perf_counter(), self.checked(request, context)
+        self.metrics.received.inc()
         return time.perf_counter(), request
 
-    def end(
-        self, started: float, context: interceptors.Context, error: BaseException | None
-    ) -> None:
+    def end(self, started: float, context: Context, error: BaseException | None) -> None:
         self.calls += 1
         elapsed = time.perf_counter() - started
         if error is None and context.code() is None:  # the common case: OK
@@ -113,21 +121,19 @@ class LeanObserver(interceptors._Observer):
                 else cast("grpc.StatusCode | None", context.code()) or grpc.StatusCode.OK
             )
             sampled = True
-        handled = self.handled.get(code)
-        if handled is None:
-            handled = self.handled[code] = metrics.SERVER_HANDLED.labels(*self.labels, code.name)
-        handled.inc()
-        self.latency.observe(elapsed)
-        if sampled and interceptors.log.isEnabledFor(self.level):
-            interceptors.log.log(
-                self.level,
+        self.metrics.handled(code).inc()
+        self.metrics.latency.observe(elapsed)
+        line = self.access_log
+        if sampled and access_log.log.isEnabledFor(line.level):
+            access_log.log.log(
+                line.level,
                 "rpc",
                 extra={
                     "method": self.method,
                     "code": code.name,
                     "duration_ms": round(elapsed * 1000, 3),
                     "peer": context.peer(),
-                    "instance": self.instance,
+                    "instance": line.instance,
                     "request_id": current_request_id.get(),
                     "sampled_1_in": 1 if code is not grpc.StatusCode.OK else self.log_every,
                 },
@@ -150,7 +156,7 @@ def main() -> None:
         ):
             setattr(metrics, name, NoMetric())
     if args.interceptor == "lean":
-        interceptors._Observer = LeanObserver  # type: ignore[misc]
+        server_interceptor.ServerInterceptor.observation_type = LeanObservation
         logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     if args.interceptor == "passthrough":
         server_module.ServerInterceptor = PassThroughInterceptor  # type: ignore[attr-defined,assignment]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -181,3 +183,17 @@ async def test_workers_stop_when_their_supervisor_is_killed(services: ServiceFac
             break
         await asyncio.sleep(0.1)
     assert not [pid for pid in workers if running(pid)], "workers outlived their supervisor"
+
+
+def test_supervisor_imports_only_what_it_needs() -> None:
+    """The supervisor (acme_common.workers + logs) stays light: a fresh interpreter that
+    imports it has none of the service's heavy dependencies loaded."""
+    code = (
+        "import sys, acme_common.workers, acme_common.logs; "
+        "heavy = {'grpc', 'pydantic', 'google.protobuf', 'opentelemetry', 'asyncio'}; "
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"

@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from acme_common.channels import MAX_MESSAGE_BYTES, create_channel
-from acme_common.request_context import current_request_id
+from acme_common.request_ids import current_request_id
 from acme_common.server import Service, ServiceHost
 from acme_common.settings import ClientSettings, ServerSettings
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import SecretStr
 
 from acme_common.errors import FieldViolation, InvalidArgument, field_violations, status_details
 from acme_common.server import Service, ServiceHost
@@ -114,3 +116,32 @@ async def test_replies_over_the_message_limit_are_resource_exhausted() -> None:
             assert await call_echo(channel, b"still here") == b"still here"
     finally:
         await service_host.stop()
+
+
+async def test_settings_reach_the_interceptor(caplog: pytest.LogCaptureFixture) -> None:
+    # AUTH_TOKENS, ACCESS_LOG and INSTANCE_NAME come to the one interceptor from settings.
+    caplog.set_level(logging.INFO, logger="acme.access")
+    settings = ServerSettings(
+        grpc_host="127.0.0.1",
+        grpc_port=0,
+        grpc_grace_period=1,
+        auth_tokens=(SecretStr("host-token"),),
+        access_log="errors",
+        instance_name="host-1",
+    )
+    service_host = ServiceHost(settings, [Service(SERVICE, add_probe_service)])
+    await service_host.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{service_host.port}") as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await call_echo(channel, b"hi")
+            assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            method = channel.unary_unary(f"/{SERVICE}/Echo", None, None)
+            authorized = (("authorization", "Bearer host-token"),)
+            assert await method(b"hi", timeout=5, metadata=authorized) == b"hi"
+            stub = health_pb2_grpc.HealthStub(channel)  # open without a token
+            await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+    finally:
+        await service_host.stop()
+    lines = [record for record in caplog.records if record.getMessage() == "rpc"]
+    assert [(line.code, line.instance) for line in lines] == [("UNAUTHENTICATED", "host-1")]  # type: ignore[attr-defined]

@@ -15,8 +15,9 @@ import grpc
 from grpc.aio import ClientCallDetails, Metadata
 
 from acme_common import metrics
-from acme_common.request_context import REQUEST_ID_HEADER, current_request_id
-from acme_common.security import AUTHORIZATION, BEARER, channel_credentials
+from acme_common.auth import AUTHORIZATION, BEARER
+from acme_common.request_ids import REQUEST_ID_HEADER, current_request_id
+from acme_common.security import channel_credentials
 from acme_common.settings import ClientSettings
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -65,12 +66,12 @@ class _OutgoingInterceptor(_UnaryInterceptorBase):
         self._authorization: tuple[tuple[str, str], ...] = (
             () if token is None else ((AUTHORIZATION, f"{BEARER}{token}"),)
         )
-        self._metrics: dict[object, _ClientMethodMetrics] = {}
+        self._metrics: dict[object, metrics.ClientMethodMetrics] = {}
 
-    def _bound(self, method: object) -> _ClientMethodMetrics:
+    def _bound(self, method: object) -> metrics.ClientMethodMetrics:
         bound = self._metrics.get(method)
         if bound is None:
-            bound = self._metrics[method] = _ClientMethodMetrics(_method_name(method))
+            bound = self._metrics[method] = metrics.ClientMethodMetrics(_method_name(method))
         return bound
 
     async def intercept_unary_unary(
@@ -94,13 +95,13 @@ class _OutgoingInterceptor(_UnaryInterceptorBase):
             client_call_details.wait_for_ready,
         )
         bound = self._bound(client_call_details.method)
-        bound.started()
+        bound.started.inc()
         started = time.perf_counter()
         problem = _illegal_metadata(pairs)
         if problem is not None:
             # grpc would refuse to start the call, and such a call never gets a status: its
             # deadline never runs and `call.code()` waits forever.
-            bound.handled(grpc.StatusCode.INTERNAL)
+            bound.handled(grpc.StatusCode.INTERNAL).inc()
             raise _not_started(problem)
         call = await continuation(details, request)
         try:
@@ -113,25 +114,9 @@ class _OutgoingInterceptor(_UnaryInterceptorBase):
             # way, measured with 4 x 1,000 calls).
             _cancel_in_core(call)
             raise
-        bound.latency(time.perf_counter() - started)
-        bound.handled(code)
+        bound.latency.observe(time.perf_counter() - started)
+        bound.handled(code).inc()
         return call
-
-
-class _ClientMethodMetrics:
-    """One method's grpc_client_* children, bound once; handled ones per status code."""
-
-    def __init__(self, method: str) -> None:
-        self.labels = metrics.method_labels(method, "unary")
-        self.started = metrics.CLIENT_STARTED.labels(*self.labels).inc
-        self.latency = metrics.CLIENT_HANDLING_SECONDS.labels(*self.labels).observe
-        self._handled: dict[grpc.StatusCode, Callable[[], None]] = {}
-
-    def handled(self, code: grpc.StatusCode) -> None:
-        inc = self._handled.get(code)
-        if inc is None:
-            inc = self._handled[code] = metrics.CLIENT_HANDLED.labels(*self.labels, code.name).inc
-        inc()
 
 
 def _not_started(problem: str) -> grpc.aio.AioRpcError:

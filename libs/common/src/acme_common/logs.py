@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import IO, Any, cast
 
 from acme_common.grpc_noise import quiet_grpc_noise
-from acme_common.request_context import RequestIdFilter, current_request_id
+from acme_common.request_ids import RequestIdFilter, current_request_id
 
 # Attributes of every LogRecord; any other attribute came from `extra=` and is logged as a field.
 _STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {

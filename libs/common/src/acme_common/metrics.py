@@ -1,10 +1,13 @@
-"""Prometheus metrics in the grpc_server_* / grpc_client_* naming of go-grpc-prometheus."""
+"""Prometheus metrics in the grpc_server_* / grpc_client_* naming of go-grpc-prometheus, and
+the per-method bookkeeping of both sides: each method's labelled children, bound once."""
 
 from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
+import grpc
 from prometheus_client import (
     Counter,
     Gauge,
@@ -54,6 +57,43 @@ def method_labels(full_method: str, grpc_type: str) -> tuple[str, str, str]:
     """`/pkg.Service/Method` -> (grpc_type, "pkg.Service", "Method")."""
     service, _, method = full_method.lstrip("/").rpartition("/")
     return grpc_type, service, method
+
+
+class ServerMethodMetrics:
+    """One served method's grpc_server_* children; the handled ones per status code, as met."""
+
+    def __init__(self, method: str, grpc_type: str) -> None:
+        self.labels = method_labels(method, grpc_type)
+        self.started = SERVER_STARTED.labels(*self.labels)
+        self.in_flight = SERVER_IN_FLIGHT.labels(*self.labels)
+        self.latency = SERVER_HANDLING_SECONDS.labels(*self.labels)
+        self.received = SERVER_MSG_RECEIVED.labels(*self.labels)
+        self.sent = SERVER_MSG_SENT.labels(*self.labels)
+        self._handled: dict[grpc.StatusCode, Any] = {}
+
+    def handled(self, code: grpc.StatusCode) -> Any:
+        """The grpc_server_handled child of code (a Counter child: `.inc()`)."""
+        child = self._handled.get(code)
+        if child is None:
+            child = self._handled[code] = SERVER_HANDLED.labels(*self.labels, code.name)
+        return child
+
+
+class ClientMethodMetrics:
+    """One called (unary) method's grpc_client_* children; handled ones per status code."""
+
+    def __init__(self, method: str) -> None:
+        self.labels = method_labels(method, "unary")
+        self.started = CLIENT_STARTED.labels(*self.labels)
+        self.latency = CLIENT_HANDLING_SECONDS.labels(*self.labels)
+        self._handled: dict[grpc.StatusCode, Any] = {}
+
+    def handled(self, code: grpc.StatusCode) -> Any:
+        """The grpc_client_handled child of code (a Counter child: `.inc()`)."""
+        child = self._handled.get(code)
+        if child is None:
+            child = self._handled[code] = CLIENT_HANDLED.labels(*self.labels, code.name)
+        return child
 
 
 def serve_metrics(port: int, host: str) -> None:

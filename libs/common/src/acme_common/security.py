@@ -1,17 +1,10 @@
-"""TLS/mTLS credentials from settings, and bearer-token checks in constant time."""
+"""TLS/mTLS credentials from settings (bearer tokens: auth.py)."""
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Sequence
-
 import grpc
-from pydantic import SecretStr
 
 from acme_common.settings import ClientSettings, ServerSettings
-
-AUTHORIZATION = "authorization"
-BEARER = "Bearer "
 
 
 def server_credentials(settings: ServerSettings) -> grpc.ServerCredentials | None:
@@ -38,19 +31,3 @@ def channel_credentials(settings: ClientSettings) -> grpc.ChannelCredentials | N
             None if settings.tls_cert_file is None else settings.tls_cert_file.read_bytes()
         ),
     )
-
-
-class TokenChecker:
-    """Accepts `authorization: Bearer <token>` when token is one of the configured secrets."""
-
-    def __init__(self, tokens: Sequence[SecretStr]) -> None:
-        self._tokens = [token.get_secret_value().encode() for token in tokens]
-
-    def accepts(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> bool:
-        presented = next((value for key, value in metadata or () if key == AUTHORIZATION), None)
-        if not isinstance(presented, str) or not presented.startswith(BEARER):
-            return False
-        candidate = presented.removeprefix(BEARER).encode()
-        # Compare against every token, without stopping early, so timing reveals nothing.
-        matches = [hmac.compare_digest(candidate, token) for token in self._tokens]
-        return any(matches)

@@ -17,9 +17,9 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.sdk.trace import TracerProvider
 
 from acme_common.health import HealthServicer
-from acme_common.interceptors import ServerInterceptor
 from acme_common.metrics import serve_metrics
 from acme_common.security import server_credentials
+from acme_common.server_interceptor import ServerInterceptor
 from acme_common.settings import ServerSettings
 from acme_common.tracing import server_interceptors
 
@@ -61,11 +61,7 @@ class ServiceHost:
         self.health = HealthServicer()
         self.forcing_stop = False  # the grace period is over: grpc cancels what still runs
         interceptor = ServerInterceptor(
-            settings.instance_name,
-            settings.auth_tokens,
-            tracing=tracer_provider is not None,
-            access_log=settings.access_log,
-            shutting_down=lambda: self.forcing_stop,
+            settings, tracing=tracer_provider is not None, shutting_down=lambda: self.forcing_stop
         )
         self.server = grpc.aio.server(
             interceptors=[*server_interceptors(tracer_provider), interceptor],

@@ -1,0 +1,26 @@
+"""What status a failed RPC ends with: a ServiceError (errors.py) becomes its own status with
+its details; any other exception is logged with its traceback and answered with a generic
+INTERNAL "internal error", so no internal detail reaches the client."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NoReturn
+
+import grpc
+
+from acme_common.errors import ServiceError
+
+# The access log's logger: an unhandled error is logged next to its RPC's access-log line.
+log = logging.getLogger("acme.access")
+
+
+async def abort_with_status(
+    error: Exception, context: grpc.aio.ServicerContext[Any, Any], method: str
+) -> NoReturn:
+    """Abort the RPC of `method` with the status error deserves; always raises."""
+    if isinstance(error, ServiceError):
+        status = error.to_status()
+        await context.abort(status.code, status.details, status.trailing_metadata)
+    log.exception("unhandled error in %s", method, extra={"method": method})
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")

@@ -1,0 +1,177 @@
+"""The server interceptor over an in-process server on loopback: the one interceptor serves
+every kind of call with auth, error translation, malformed requests, request ids, metrics and
+one access-log line per RPC, and builds each method's handlers once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import grpc
+import pytest
+from google.protobuf import wrappers_pb2
+from prometheus_client import REGISTRY
+from pydantic import SecretStr
+
+from acme_common.errors import FieldViolation, InvalidArgument, field_violations, status_details
+from acme_common.observation import Observation
+from acme_common.server_interceptor import ServerInterceptor
+from acme_common.settings import ServerSettings
+
+SERVICE = "test.interceptor.v1.Probe"
+TOKEN = "probe-token"  # noqa: S105 - a test value
+AUTHORIZED = (("authorization", f"Bearer {TOKEN}"),)
+Text = wrappers_pb2.StringValue
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+async def unary(request: Text, context: Context) -> Text:
+    if request.value == "invalid":
+        raise InvalidArgument(FieldViolation("value", "must not be 'invalid'"))
+    if request.value == "crash":
+        raise RuntimeError("secret internal detail")
+    return Text(value=f"hello {request.value}")
+
+
+async def server_stream(request: Text, context: Context) -> AsyncIterator[Text]:
+    for index in range(3):
+        yield Text(value=f"{request.value} {index}")
+
+
+async def bidi_stream(requests: AsyncIterator[Text], context: Context) -> AsyncIterator[Text]:
+    async for request in requests:
+        yield Text(value=request.value.upper())
+
+
+class CountingObservation(Observation):
+    built: ClassVar[list[str]] = []
+
+    def __init__(self, method: str, grpc_type: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(method, grpc_type, *args, **kwargs)
+        self.built.append(method)
+
+
+def handlers() -> grpc.GenericRpcHandler[Any, Any]:
+    codec: dict[str, Any] = {
+        "request_deserializer": Text.FromString,
+        "response_serializer": Text.SerializeToString,
+    }
+    return grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Unary": grpc.unary_unary_rpc_method_handler(unary, **codec),
+            "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream, **codec),
+            "BidiStream": grpc.stream_stream_rpc_method_handler(bidi_stream, **codec),
+        },
+    )
+
+
+@pytest.fixture
+async def channel() -> AsyncIterator[grpc.aio.Channel]:
+    settings = ServerSettings(
+        instance_name="probe-1", auth_tokens=(SecretStr(TOKEN),), access_log="all"
+    )
+    interceptor = ServerInterceptor(settings, tracing=False, shutting_down=lambda: False)
+    interceptor.observation_type = CountingObservation
+    CountingObservation.built.clear()
+    server = grpc.aio.server(interceptors=[interceptor])
+    server.add_generic_rpc_handlers((handlers(),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield channel
+    finally:
+        await server.stop(None)
+
+
+def method(channel: grpc.aio.Channel, name: str) -> Any:
+    return channel.unary_unary(f"/{SERVICE}/{name}", Text.SerializeToString, Text.FromString)
+
+
+def started(name: str, grpc_type: str) -> float:
+    labels = {"grpc_type": grpc_type, "grpc_service": SERVICE, "grpc_method": name}
+    return REGISTRY.get_sample_value("grpc_server_started_total", labels) or 0.0
+
+
+async def test_unary_call_is_observed_and_logged_once(
+    channel: grpc.aio.Channel, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="acme.access")
+    before = started("Unary", "unary")
+    metadata = (*AUTHORIZED, ("x-request-id", "req-123"))
+    reply = await method(channel, "Unary")(Text(value="Ada"), metadata=metadata, timeout=5)
+    assert reply.value == "hello Ada"
+    assert started("Unary", "unary") == before + 1
+    [line] = [record for record in caplog.records if record.name == "acme.access"]
+    assert line.getMessage() == "rpc"
+    fields = {key: getattr(line, key) for key in ("method", "code", "instance", "request_id")}
+    assert fields == {
+        "method": f"/{SERVICE}/Unary",
+        "code": "OK",
+        "instance": "probe-1",
+        "request_id": "req-123",
+    }
+
+
+async def test_handlers_are_built_once_per_method(channel: grpc.aio.Channel) -> None:
+    for _ in range(3):
+        await method(channel, "Unary")(Text(value="x"), metadata=AUTHORIZED, timeout=5)
+    assert CountingObservation.built == [f"/{SERVICE}/Unary"]
+
+
+async def test_streams_in_both_directions(channel: grpc.aio.Channel) -> None:
+    stream = channel.unary_stream(
+        f"/{SERVICE}/ServerStream", Text.SerializeToString, Text.FromString
+    )
+    replies = [reply.value async for reply in stream(Text(value="n"), metadata=AUTHORIZED)]
+    assert replies == ["n 0", "n 1", "n 2"]
+    bidi = channel.stream_stream(f"/{SERVICE}/BidiStream", Text.SerializeToString, Text.FromString)
+    call = bidi(iter([Text(value="a"), Text(value="b")]), metadata=AUTHORIZED, timeout=5)
+    assert [reply.value async for reply in call] == ["A", "B"]
+
+
+async def code_of(call: Any, *args: Any, **kwargs: Any) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call(*args, timeout=5, **kwargs)
+    return raised.value
+
+
+async def test_calls_without_a_valid_token_are_unauthenticated(channel: grpc.aio.Channel) -> None:
+    unauthorized = (("authorization", "Bearer wrong"),)
+    for metadata in ((), unauthorized):
+        error = await code_of(method(channel, "Unary"), Text(value="x"), metadata=metadata)
+        assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    raw = channel.unary_unary(f"/{SERVICE}/Unary", None, None)
+    error = await code_of(raw, b"\xff\xff")  # malformed too: still UNAUTHENTICATED
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_unknown_methods_are_unimplemented_only_with_a_token(
+    channel: grpc.aio.Channel,
+) -> None:
+    unknown = channel.unary_unary(f"/{SERVICE}/NoSuchMethod", None, None)
+    assert (await code_of(unknown, b"")).code() == grpc.StatusCode.UNAUTHENTICATED
+    error = await code_of(unknown, b"", metadata=AUTHORIZED)
+    assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_failures_become_statuses(channel: grpc.aio.Channel) -> None:
+    call = method(channel, "Unary")
+    invalid = await code_of(call, Text(value="invalid"), metadata=AUTHORIZED)
+    assert invalid.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(status_details(invalid)) == [
+        FieldViolation("value", "must not be 'invalid'")
+    ]
+    crash = await code_of(call, Text(value="crash"), metadata=AUTHORIZED)
+    assert (crash.code(), crash.details()) == (grpc.StatusCode.INTERNAL, "internal error")
+
+
+async def test_malformed_requests_are_invalid_argument(channel: grpc.aio.Channel) -> None:
+    raw = channel.unary_unary(f"/{SERVICE}/Unary", None, None)
+    error = await code_of(raw, b"\xff\xff", metadata=AUTHORIZED)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    [violation] = field_violations(status_details(error))
+    assert violation.field == "request"
+    assert violation.description.startswith("not a valid protobuf message")
