@@ -146,6 +146,9 @@ async def test_a_stream_cut_by_shutdown_is_recorded_unavailable(
             call = stub.Chat(None, metadata=metadata, timeout=RPC_TIMEOUT)
             await call.write(greeter_pb2.ChatRequest(name="Ada"))
             assert isinstance(await call.read(), greeter_pb2.ChatResponse)
+        # The call must have reached the handler before the stop (a GreetMany sends nothing
+        # back until it ends): give the server a moment.
+        await asyncio.sleep(0.5)
         greeter.send_signal(signal.SIGTERM)
         assert await call.code() != grpc.StatusCode.OK
     assert await greeter.wait_exit_async() == 0

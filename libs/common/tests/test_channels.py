@@ -3,11 +3,13 @@ id on every call, message limits, and a status for every call, even one grpc can
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from acme_common.channels import MAX_MESSAGE_BYTES, create_channel
@@ -23,6 +25,8 @@ async def mirror(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
     """Replies with the metadata it received (`key=value` lines), or N bytes for `bytes:N`."""
     if request.startswith(b"bytes:"):
         return b"x" * int(request.removeprefix(b"bytes:"))
+    if request == b"sleep":
+        await asyncio.sleep(30)
     pairs = context.invocation_metadata() or ()
     return "\n".join(f"{key}={value!s}" for key, value in pairs if isinstance(value, str)).encode()
 
@@ -99,3 +103,22 @@ async def test_a_call_grpc_cannot_start_ends_at_once_with_internal(
         assert raised.value.code() == grpc.StatusCode.INTERNAL
         assert "could not be started" in (raised.value.details() or "")
         assert await call(channel) is not None  # the channel still works
+
+
+async def test_a_call_whose_caller_gives_up_is_cancelled_and_counted(address: str) -> None:
+    # The task awaiting the call is cancelled (its own client went away): the call is cancelled
+    # downstream too, and counted as CANCELLED in grpc_client_handled_total.
+    labels = {
+        "grpc_type": "unary",
+        "grpc_service": SERVICE,
+        "grpc_method": "Mirror",
+        "grpc_code": "CANCELLED",
+    }
+    before = REGISTRY.get_sample_value("grpc_client_handled_total", labels) or 0.0
+    async with create_channel(ClientSettings(target=address), retry_services=[]) as channel:
+        waiting = asyncio.ensure_future(call(channel, b"sleep"))
+        await asyncio.sleep(0.3)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    assert REGISTRY.get_sample_value("grpc_client_handled_total", labels) == before + 1

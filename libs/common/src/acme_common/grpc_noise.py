@@ -17,11 +17,13 @@ _BENIGN = (
         "a client sent a metadata value that is not UTF-8",
     ),
     (
-        # server.pyx.pxi: sending the reply failed because the call had ended meanwhile (the
-        # client cancelled or the deadline passed) before grpc noticed it had (a race).
+        # server.pyx.pxi: grpc core refused to send the reply. Almost always because the
+        # call had ended meanwhile (the client cancelled, the deadline passed) before grpc
+        # noticed; also when a reply exceeds GRPC_MAX_MESSAGE_BYTES (then the client gets
+        # RESOURCE_EXHAUSTED, and the access log, written before, says OK: see README).
         "ExecuteBatchError raised in core by servicer method",
-        "the reply was not sent: the call had already ended (cancelled by its client or "
-        "past its deadline)",
+        "the reply was not sent: grpc refused it (the call had ended, cancelled by its client "
+        "or past its deadline; or the reply exceeded GRPC_MAX_MESSAGE_BYTES)",
     ),
 )
 
