@@ -80,10 +80,9 @@ class InvalidArgument(ServiceError):
             )
             for v in violations[:MAX_VIOLATIONS]
         )
-        message = "; ".join(f"{v.field}: {v.description}" for v in kept)
-        if len(violations) > len(kept):
-            message = f"{message}; and {len(violations) - len(kept)} more"
-        super().__init__(message)
+        more = f"; and {len(violations) - len(kept)} more" if len(violations) > len(kept) else ""
+        listed = "; ".join(f"{v.field}: {v.description}" for v in kept)
+        super().__init__(truncate(listed, MAX_MESSAGE_BYTES - len(more)) + more)
         self.violations = kept
 
     def to_status(self) -> grpc.Status:

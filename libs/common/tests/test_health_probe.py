@@ -1,0 +1,46 @@
+"""health_probe: what the container HEALTHCHECK and the stack runner ask a server."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from concurrent import futures
+
+import grpc
+import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from acme_common import health_probe
+
+
+@pytest.fixture
+def serving() -> Iterator[tuple[str, health.HealthServicer]]:
+    servicer = health.HealthServicer()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}", servicer
+    finally:
+        server.stop(None)
+
+
+def test_the_probe_reports_the_status_name_and_exits_0_only_when_serving(
+    serving: tuple[str, health.HealthServicer],
+) -> None:
+    address, servicer = serving
+    assert health_probe.check(address) == "SERVING"
+    assert health_probe.main(["--addr", address]) == 0
+    servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    assert health_probe.check(address) == "NOT_SERVING"
+    assert health_probe.main(["--addr", address]) == 1
+
+
+def test_an_unreachable_server_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert health_probe.check(f"127.0.0.1:{port}", timeout=0.5) == "UNAVAILABLE"
+    monkeypatch.setenv("GRPC_PORT", str(port))  # the default address, as images set it
+    assert health_probe.main(["--timeout", "0.5"]) == 1
