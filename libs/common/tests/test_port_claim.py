@@ -1,4 +1,4 @@
-"""workers.claim_port: a GRPC_WORKERS supervisor holds its port against other servers."""
+"""port_claim: a GRPC_WORKERS supervisor holds its port against other servers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from acme_common.workers import PortTaken, claim_port
+from acme_common.port_claim import PortTaken, claim_port
 
 
 def listening_port() -> socket.socket:
