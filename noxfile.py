@@ -23,8 +23,8 @@ nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["lint", "tests", "compose"]
 
 PYTHON = "3.11"
-SOURCES = ["libs", "services", "tools", "tests", "bench", "noxfile.py"]
-TYPED = ["libs/common", "services", "tools", "tests", "bench"]
+SOURCES = ["libs", "services", "tools", "tests", "bench", "noxfile.py", "conftest.py"]
+TYPED = ["libs/common", "services", "tools", "tests", "bench", "conftest.py"]
 # mypy resolves first-party modules from every workspace member's src/ (found by globbing, so a
 # new service needs no configuration); pyproject.toml's [tool.mypy] has the rest.
 MYPYPATH = os.pathsep.join(
