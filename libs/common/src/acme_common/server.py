@@ -128,8 +128,8 @@ class ServiceHost:
 
 def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
     """The grpc core options of every server. grpc silently ignores a name it does not know,
-    so each of these has a test over real sockets that shows its effect (tests/integration/
-    test_grpc_options.py names them)."""
+    so each of these has a test over real sockets that shows its effect (the README's
+    Operating section lists them: test_keepalive.py, test_floods.py, ...)."""
     return [
         ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
         ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
