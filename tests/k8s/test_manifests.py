@@ -741,6 +741,27 @@ def test_prod_scales_up_pins_images_and_ships_no_secret() -> None:
     assert [o for o in prod if o["kind"] == "Secret"] == []
 
 
+# RFC 1123: what the API server accepts as the name of a ConfigMap, Secret, Service, ...
+RFC_1123 = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_name_and_reference_is_a_valid_kubernetes_name(overlay: str) -> None:
+    objects = render(overlay_dir(overlay))
+    names = [dig(o, "metadata", "name") for o in objects]
+    for deployment in [o for o in objects if o["kind"] == "Deployment"]:
+        pod = dig(deployment, "spec", "template", "spec", default={}) or {}
+        for container in pod.get("containers") or []:
+            names += [dig(s, "configMapRef", "name") for s in container.get("envFrom") or []]
+            names += [
+                dig(var, "valueFrom", "secretKeyRef", "name")
+                for var in container.get("env") or []
+                if dig(var, "valueFrom", "secretKeyRef")
+            ]
+    bad = [name for name in names if name is not None and not RFC_1123.fullmatch(str(name))]
+    assert bad == []
+
+
 def test_prod_logs_json() -> None:
     manifests = Manifests(render(overlay_dir("prod")), {})
     for name in APPS:

@@ -28,10 +28,11 @@ pytestmark = pytest.mark.integration  # runs tools (buf, kubectl, uv, ...) as pr
 ROOT = Path(__file__).resolve().parents[2]
 SCAFFOLD = Path("tools") / "scaffold" / "new_service.py"
 # Two names no service of the repository has (it may hold billing already: the README's
-# example), scaffolded in this order; each pair has one with an underscore.
-CANDIDATES = [("billing", "order_history"), ("ledger", "stock_level"), ("audit", "payment_plan")]
+# example), scaffolded in this order; the second has an underscore.
 NAMES = next(
-    pair for pair in CANDIDATES if not any((ROOT / "services" / name).exists() for name in pair)
+    pair
+    for pair in ((f"billing{n}", f"order_history{n}") for n in ["", *range(2, 1000)])
+    if not any((ROOT / "services" / name).exists() for name in pair)
 )
 NAME = NAMES[0]
 CAMEL = "".join(part[:1].upper() + part[1:] for part in NAME.split("_"))
@@ -185,6 +186,25 @@ def test_dry_run_writes_nothing(pristine: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert f"would create acme.{NAME}.v1.{CAMEL}Service on port {port}" in result.stdout
     assert snapshot(pristine) == before
+
+
+def test_the_longest_name_allowed_renders_and_passes_the_checks(pristine: Path) -> None:
+    longest = "a_very_long_service_name_of_30"
+    assert len(longest) == 30
+    result = scaffold(pristine, longest, "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("yaml", "an installed module"), ("settings", "reserved"), ("a" * 31, "longer than 30")],
+)
+def test_names_that_would_shadow_or_overflow_are_refused(
+    pristine: Path, name: str, reason: str
+) -> None:
+    result = scaffold(pristine, name, "--dry-run")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert reason in result.stderr
 
 
 def test_the_services_are_complete_and_registered(

@@ -27,6 +27,7 @@ Exit codes: 0 done, 1 a step failed (rolled back), 2 name refused or tools missi
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import keyword
 import re
 import shutil
@@ -50,8 +51,9 @@ MAX_NAME_LENGTH = 30
 FIRST_PORT = 50053
 # The repository's own top-level packages and directories, and names tools treat specially.
 RESERVED_NAMES = frozenset(
-    {"acme", "acme_common", "acme_protos", "acmectl", "google", "grpc", "grpc_tools"}
+    {"acme", "acme_common", "acme_protos", "acme_devkit", "acmectl", "google", "grpc"}
     | {"libs", "proto", "services", "src", "test", "tests", "tools", "bench", "deploy"}
+    | {"conftest", "settings", "rules", "service", "runner", "main"}  # a service's own modules
 )
 COMPOSE_FILE = "docker-compose.yml"
 K8S_BASE = "deploy/k8s/base/kustomization.yaml"
@@ -147,6 +149,14 @@ def find_tool(name: str) -> str | None:
     return str(beside) if beside.is_file() else shutil.which(name)
 
 
+def installed_module(name: str) -> bool:
+    """Whether `import name` finds a module already (a dependency such as yaml from PyYAML)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return True
+
+
 def name_problems(name: str, root: Path) -> list[str]:
     """Every reason name cannot be a new service; empty when it can."""
     if not NAME_PATTERN.fullmatch(name or "-"):
@@ -171,6 +181,7 @@ def name_problems(name: str, root: Path) -> list[str]:
         (name in sys.stdlib_module_names, "a standard-library module: it would shadow it"),
         (name in RESERVED_NAMES or (root / name).exists(), "reserved: a top-level name here"),
         (find_tool(name) is not None, f"the name of an installed command ({find_tool(name)})"),
+        (installed_module(name), "an installed module: importing the service would find it"),
     ]
     return [f"{name!r} is {why}" for failed, why in checks if failed]
 
