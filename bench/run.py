@@ -27,7 +27,7 @@ from typing import Any
 
 import grpc
 
-from bench import h2load, procs, report, toolchain
+from bench import compression, h2load, procs, report, toolchain
 from bench import soak as production_soak
 from bench.procs import REPO, ServerError, ServerProcess
 from bench.servers import launch
@@ -52,6 +52,7 @@ class Config:
     allow_apt: bool
     rows: set[str]
     production_soak: float | None = None  # minutes: run only bench/soak.py
+    compression: bool = False  # run only bench/compression.py
 
 
 @dataclass
@@ -357,6 +358,11 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     parser.add_argument("--soak-rate", type=float, default=500.0, help="soak calls/s")
     parser.add_argument("--no-apt", action="store_true", help="never run apt-get")
     parser.add_argument(
+        "--compression",
+        action="store_true",
+        help="run only the compression rows (bench/compression.py): CPU and bytes, gzip vs none",
+    )
+    parser.add_argument(
         "--production-soak",
         type=float,
         metavar="MINUTES",
@@ -391,6 +397,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         allow_apt=not args.no_apt,
         rows=rows,
         production_soak=args.production_soak,
+        compression=args.compression,
     )
     if config.runs < 1 or config.duration <= 0 or config.warmup < 0:
         parser.error("--runs must be >= 1, --duration > 0, --warmup >= 0")
@@ -412,6 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(argv)
     if config.production_soak is not None:
         return production_soak.main(["--minutes", str(config.production_soak)])
+    if config.compression:
+        return compression.main([])
     logs = OUT / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     for old in logs.glob("*.log"):

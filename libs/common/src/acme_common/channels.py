@@ -18,7 +18,7 @@ from acme_common import metrics
 from acme_common.auth import AUTHORIZATION, BEARER
 from acme_common.request_ids import REQUEST_ID_HEADER, current_request_id
 from acme_common.security import channel_credentials
-from acme_common.settings import ClientSettings
+from acme_common.settings import COMPRESSION_ALGORITHMS, ClientSettings
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
@@ -191,10 +191,13 @@ def create_channel(
     token = None if settings.auth_token is None else settings.auth_token.get_secret_value()
     chain = [*interceptors, _OutgoingInterceptor(token)]
     credentials = channel_credentials(settings)
+    compression = COMPRESSION_ALGORITHMS[settings.compression]
     if credentials is None:
-        return grpc.aio.insecure_channel(settings.target, options=options, interceptors=chain)
+        return grpc.aio.insecure_channel(
+            settings.target, options=options, interceptors=chain, compression=compression
+        )
     return grpc.aio.secure_channel(
-        settings.target, credentials, options=options, interceptors=chain
+        settings.target, credentials, options=options, interceptors=chain, compression=compression
     )
 
 

@@ -156,10 +156,18 @@ def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
         # a well-behaved client's 2,000-call burst (REFUSED_STREAM -> UNAVAILABLE), while the
         # pending-queue bound already holds a rapid reset flood under 130 MiB.
         ("grpc.http.overload_protection", 0),
+        # GRPC_COMPRESSION as a compression *level*: grpc core then picks, per call, an
+        # algorithm the client accepts (grpc-accept-encoding), the named one first; a default
+        # *algorithm* (grpc.aio.server(compression=...)) was used even for clients that accept
+        # only identity (measured with grpcio 1.85).
+        ("grpc.default_compression_level", _COMPRESSION_LEVELS[settings.grpc_compression]),
     ]
 
 
 _LONGER_THAN_ANY_GRACE = 3600.0  # seconds; stop() ends the grace period itself
+# grpc_compression_level (grpc/compression_types.h) that prefers each algorithm, measured:
+# LOW picks gzip, HIGH deflate, among the ones the client accepts.
+_COMPRESSION_LEVELS = {"none": 0, "gzip": 1, "deflate": 3}
 
 
 def _milliseconds(seconds: float) -> int:

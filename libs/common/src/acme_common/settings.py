@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Literal, Self, TypeVar
 
+import grpc
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -18,6 +19,14 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+# Message compression (gRPC's grpc-encoding): gzip and deflate are what grpc core implements.
+Compression = Literal["none", "gzip", "deflate"]
+COMPRESSION_ALGORITHMS = {
+    "none": grpc.Compression.NoCompression,
+    "gzip": grpc.Compression.Gzip,
+    "deflate": grpc.Compression.Deflate,
+}
 
 
 def _split_tokens(value: object) -> object:
@@ -128,6 +137,11 @@ class ServerSettings(BaseSettings):
     tracing_exporter: Literal["none", "console", "otlp"] = Field(
         default="none", description="OpenTelemetry span exporter; otlp reads OTEL_EXPORTER_OTLP_*."
     )
+    grpc_compression: Compression = Field(
+        default="none",
+        description="Compression of replies to clients that accept it (grpc-accept-encoding); "
+        "compressed requests are accepted whatever this says.",
+    )
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Self:
@@ -157,6 +171,9 @@ class ClientSettings(BaseSettings):
     tls_key_file: PemFile | None = Field(default=None, description="Client private key (mTLS).")
     tls_server_name: str | None = Field(
         default=None, description="Name expected in the server certificate, if not the target's."
+    )
+    compression: Compression = Field(
+        default="none", description="Compression of the requests this channel sends."
     )
     keepalive_time: float = Field(
         default=30.0,

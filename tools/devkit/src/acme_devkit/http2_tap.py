@@ -67,6 +67,7 @@ class SeenFrame:
     debug_data: bytes = b""  # GOAWAY: e.g. b"too_many_pings"
     dropped: bool = False
     at: float = 0.0  # time.monotonic() when it passed
+    length: int = 0  # bytes of the frame's payload
 
 
 Drop = Callable[[str, Frame], bool]
@@ -111,7 +112,7 @@ class Http2Tap:
                 body = await reader.readexactly(length)
                 frame.parse_body(memoryview(body))
                 dropped = self.drop is not None and self.drop(direction, frame)
-                self.frames.append(_describe(number, direction, frame, dropped))
+                self.frames.append(_describe(number, direction, frame, dropped, length))
                 if not dropped:
                     writer.write(header + body)
                     await writer.drain()
@@ -134,7 +135,7 @@ class Http2Tap:
         )
 
 
-def _describe(number: int, direction: str, frame: Frame, dropped: bool) -> SeenFrame:
+def _describe(number: int, direction: str, frame: Frame, dropped: bool, length: int) -> SeenFrame:
     error: str | None = None
     debug = b""
     if isinstance(frame, GoAwayFrame | RstStreamFrame):
@@ -151,6 +152,7 @@ def _describe(number: int, direction: str, frame: Frame, dropped: bool) -> SeenF
         debug_data=debug,
         dropped=dropped,
         at=time.monotonic(),
+        length=length,
     )
 
 

@@ -33,9 +33,10 @@ READ_BYTES = 65_536
 CANCEL = 0x8  # RFC 9113 error code of RST_STREAM
 
 
-def grpc_frame(message: bytes) -> bytes:
-    """A gRPC length-prefixed message (uncompressed)."""
-    return b"\x00" + struct.pack(">I", len(message)) + message
+def grpc_frame(message: bytes, *, compressed: bool = False) -> bytes:
+    """A gRPC length-prefixed message; compressed: its flag says the bytes are compressed
+    with the call's grpc-encoding (gRPC over HTTP/2, Length-Prefixed-Message)."""
+    return (b"\x01" if compressed else b"\x00") + struct.pack(">I", len(message)) + message
 
 
 def request_headers(
@@ -111,12 +112,13 @@ class RawConnection:
         metadata: tuple[tuple[str, str | bytes], ...] = (),
         *,
         reset: bool = False,
+        compressed: bool = False,
     ) -> int:
         """Queue a unary call (HEADERS + DATA with END_STREAM); reset: RST_STREAM(CANCEL) it
         at once. Returns the stream id; call flush() to send."""
         stream = self.h2.get_next_available_stream_id()
         self.h2.send_headers(stream, request_headers(path, metadata))
-        self.h2.send_data(stream, grpc_frame(message), end_stream=True)
+        self.h2.send_data(stream, grpc_frame(message, compressed=compressed), end_stream=True)
         if reset:
             self.h2.reset_stream(stream, error_code=h2.errors.ErrorCodes.CANCEL)
         else:
@@ -174,11 +176,14 @@ async def raw_unary_call(
     message: bytes,
     metadata: tuple[tuple[str, str | bytes], ...] = (),
     within: float = 5.0,
+    *,
+    compressed: bool = False,
 ) -> RawReply:
-    """One unary call as raw HTTP/2; the reply as far as it got within `within` seconds."""
+    """One unary call as raw HTTP/2; the reply as far as it got within `within` seconds.
+    compressed: the message is sent flagged as compressed (give grpc-encoding in metadata)."""
     connection = await RawConnection.open(address)
     try:
-        stream = connection.send_call(path, message, metadata)
+        stream = connection.send_call(path, message, metadata, compressed=compressed)
         await connection.flush()
         await connection.receive(within)
         return connection.replies[stream]
