@@ -12,10 +12,10 @@ from typing import TypeVar
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 
+from acme_common.admin import AdminServer, add_introspection
 from acme_common.health import HealthServicer
 from acme_common.metrics import serve_metrics
 from acme_common.security import server_credentials
@@ -69,6 +69,8 @@ class ServiceHost:
             maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
         )
         self.port = 0
+        self.admin: AdminServer | None = None
+        self.admin_port: int | None = None
 
     async def start(self) -> int:
         """Bind, start serving and mark every service SERVING; returns the bound port."""
@@ -76,9 +78,8 @@ class ServiceHost:
         for service in self.services:
             service.add_to_server(self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
-        )
+        if self.settings.admin_services_on_main_port:
+            add_introspection(self.server, names)
         address = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
         credentials = server_credentials(self.settings)
         try:
@@ -91,6 +92,11 @@ class ServiceHost:
         await self.server.start()
         for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self.settings.admin_port is not None:  # after SERVING: probes see a ready server
+            self.admin = AdminServer(self.health, names)
+            self.admin_port = await self.admin.start(
+                self.settings.grpc_host, self.settings.admin_port
+            )
         log.info(
             "serving",
             extra={
@@ -99,6 +105,7 @@ class ServiceHost:
                 "tls": credentials is not None,
                 "mtls": self.settings.tls_client_ca_file is not None,
                 "auth": bool(self.settings.auth_tokens),
+                "admin_port": self.admin_port,
             },
         )
         return self.port
@@ -123,6 +130,8 @@ class ServiceHost:
             self.forcing_stop = True
             await self.server.stop(0)
         await graceful
+        if self.admin is not None:  # last: its health said NOT_SERVING through the drain
+            await self.admin.stop()
         log.info("stopped")
 
 

@@ -134,6 +134,14 @@ class ServerSettings(BaseSettings):
     metrics_port: Port = Field(
         default=0, description="Port of the Prometheus /metrics endpoint; 0 = off."
     )
+    admin_port: Port | None = Field(
+        default=None,
+        description="Plaintext port for health, reflection and channelz (cluster network "
+        "only); unset = none.",
+    )
+    admin_services_on_main_port: bool = Field(
+        default=True, description="Serve reflection and channelz on the main port too."
+    )
     tracing_exporter: Literal["none", "console", "otlp"] = Field(
         default="none", description="OpenTelemetry span exporter; otlp reads OTEL_EXPORTER_OTLP_*."
     )

@@ -59,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--exit-after-demo", action="store_true", help="stop right after the demo call"
     )
     stack.set_defaults(run=None)
+    sub = command(
+        "channelz",
+        "channelz of a server (its ADMIN_PORT, or the main port): servers, listen sockets, "
+        "calls, and the channels it opened to other services",
+        "admin",
+        calls.channelz,
+    )
+    sub.add_argument("address", help="host:port, e.g. 127.0.0.1:9091")
     return parser
 
 
@@ -67,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "stack":
         run_stack(args)
         return 0
-    address = args.caller if args.target == "caller" else args.greeter
+    address = {"caller": args.caller, "greeter": args.greeter}.get(args.target) or args.address
     with grpc.insecure_channel(address) as channel:
         try:
             args.run(channel, args)

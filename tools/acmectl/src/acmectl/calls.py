@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Iterator
 
 import grpc
+from grpc_channelz.v1 import channelz_pb2, channelz_pb2_grpc
 
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
@@ -64,3 +65,22 @@ def chat(channel: grpc.Channel, args: argparse.Namespace) -> None:
 
     for reply in stub.Chat(requests(), timeout=args.timeout):
         print(f"#{reply.sequence} {reply.message}")
+
+
+def channelz(channel: grpc.Channel, args: argparse.Namespace) -> None:
+    """One line per server (its listen sockets and call counts) and per top channel."""
+    stub = channelz_pb2_grpc.ChannelzStub(channel)
+    for server in stub.GetServers(channelz_pb2.GetServersRequest(), timeout=args.timeout).server:
+        data = server.data
+        sockets = ", ".join(ref.name for ref in server.listen_socket)
+        print(
+            f"server {server.ref.server_id}: listening on {sockets}; calls started "
+            f"{data.calls_started}, succeeded {data.calls_succeeded}, failed {data.calls_failed}"
+        )
+    request = channelz_pb2.GetTopChannelsRequest()
+    for top in stub.GetTopChannels(request, timeout=args.timeout).channel:
+        data = top.data
+        print(
+            f"channel {top.ref.channel_id} to {data.target}: {data.state.state}; calls started "
+            f"{data.calls_started}, succeeded {data.calls_succeeded}, failed {data.calls_failed}"
+        )
