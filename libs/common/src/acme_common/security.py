@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import grpc
 
+from acme_common.certificates import reloading_server_credentials
 from acme_common.settings import ClientSettings, ServerSettings
 
 
 def server_credentials(settings: ServerSettings) -> grpc.ServerCredentials | None:
-    """TLS credentials when a certificate is configured (mTLS with a client CA), else None."""
+    """TLS credentials when a certificate is configured (mTLS with a client CA), else None;
+    renewed files are picked up by new connections (certificates.py)."""
     if settings.tls_cert_file is None or settings.tls_key_file is None:
         return None
-    key_pair = (settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())
-    client_ca = settings.tls_client_ca_file
-    return grpc.ssl_server_credentials(
-        [key_pair],
-        root_certificates=None if client_ca is None else client_ca.read_bytes(),
-        require_client_auth=client_ca is not None,
+    return reloading_server_credentials(
+        settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
     )
 
 
