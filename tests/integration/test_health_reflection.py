@@ -16,6 +16,8 @@ from .conftest import CALLER_SERVICE, GREETER_SERVICE, RPC_TIMEOUT, ServiceProce
 
 pytestmark = pytest.mark.integration
 
+CHANNELZ_SERVICE = "grpc.channelz.v1.Channelz"  # on the main port unless turned off
+
 HEALTH_SERVICE = "grpc.health.v1.Health"
 REFLECTION_SERVICE = "grpc.reflection.v1alpha.ServerReflection"
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -83,7 +85,7 @@ def test_health_probe_reports_status_names(greeter: ServiceProcess) -> None:
 
 
 @pytest.mark.parametrize(("fixture", "app_service", "proto_file"), SERVICES)
-async def test_reflection_lists_the_app_health_and_reflection_services(
+async def test_reflection_lists_the_app_health_reflection_and_channelz_services(
     request: pytest.FixtureRequest, fixture: str, app_service: str, proto_file: str
 ) -> None:
     service = running(request, fixture)
@@ -91,7 +93,7 @@ async def test_reflection_lists_the_app_health_and_reflection_services(
         service.address, reflection_pb2.ServerReflectionRequest(list_services="")
     )
     names = {entry.name for entry in response.list_services_response.service}
-    assert names == {app_service, HEALTH_SERVICE, REFLECTION_SERVICE}
+    assert names == {app_service, HEALTH_SERVICE, REFLECTION_SERVICE, CHANNELZ_SERVICE}
 
 
 @pytest.mark.parametrize(("fixture", "app_service", "proto_file"), SERVICES)
