@@ -59,6 +59,22 @@ def method_labels(full_method: str, grpc_type: str) -> tuple[str, str, str]:
     return grpc_type, service, method
 
 
+class _HandledByCode:
+    """A method's `*_handled` counter children, one per status code, made when first met."""
+
+    def __init__(self, counter: Counter, labels: tuple[str, str, str]) -> None:
+        self._counter = counter
+        self._labels = labels
+        self._children: dict[grpc.StatusCode, Any] = {}
+
+    def __call__(self, code: grpc.StatusCode) -> Any:
+        """The child of code (a Counter child: `.inc()`)."""
+        child = self._children.get(code)
+        if child is None:
+            child = self._children[code] = self._counter.labels(*self._labels, code.name)
+        return child
+
+
 class ServerMethodMetrics:
     """One served method's grpc_server_* children; the handled ones per status code, as met."""
 
@@ -69,14 +85,7 @@ class ServerMethodMetrics:
         self.latency = SERVER_HANDLING_SECONDS.labels(*self.labels)
         self.received = SERVER_MSG_RECEIVED.labels(*self.labels)
         self.sent = SERVER_MSG_SENT.labels(*self.labels)
-        self._handled: dict[grpc.StatusCode, Any] = {}
-
-    def handled(self, code: grpc.StatusCode) -> Any:
-        """The grpc_server_handled child of code (a Counter child: `.inc()`)."""
-        child = self._handled.get(code)
-        if child is None:
-            child = self._handled[code] = SERVER_HANDLED.labels(*self.labels, code.name)
-        return child
+        self.handled = _HandledByCode(SERVER_HANDLED, self.labels)
 
 
 class ClientMethodMetrics:
@@ -86,14 +95,7 @@ class ClientMethodMetrics:
         self.labels = method_labels(method, "unary")
         self.started = CLIENT_STARTED.labels(*self.labels)
         self.latency = CLIENT_HANDLING_SECONDS.labels(*self.labels)
-        self._handled: dict[grpc.StatusCode, Any] = {}
-
-    def handled(self, code: grpc.StatusCode) -> Any:
-        """The grpc_client_handled child of code (a Counter child: `.inc()`)."""
-        child = self._handled.get(code)
-        if child is None:
-            child = self._handled[code] = CLIENT_HANDLED.labels(*self.labels, code.name)
-        return child
+        self.handled = _HandledByCode(CLIENT_HANDLED, self.labels)
 
 
 def serve_metrics(port: int, host: str) -> None:

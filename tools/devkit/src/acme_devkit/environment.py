@@ -73,7 +73,7 @@ def setting_variables() -> frozenset[str]:
     return frozenset(names)
 
 
-def clean_environment(overrides: Mapping[str, str] = {}) -> dict[str, str]:
+def clean_environment(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """os.environ without any variable a service reads, plus overrides."""
     read = setting_variables() | OTHER_NAMES
     env = {
@@ -82,5 +82,5 @@ def clean_environment(overrides: Mapping[str, str] = {}) -> dict[str, str]:
         if key.upper() not in read and not key.upper().startswith(OTHER_PREFIXES)
     }
     env["PYTHONUNBUFFERED"] = "1"
-    env.update(overrides)
+    env.update(overrides or {})
     return env
