@@ -55,13 +55,18 @@ def discovered_apps() -> dict[str, App]:
     for settings_file in sorted(ROOT.glob("services/*/src/*/settings.py")):
         package = settings_file.parent.name
         module = importlib.import_module(f"{package}.settings")
-        [settings_type] = [
+        settings_types = [
             value
             for value in vars(module).values()
             if isinstance(value, type)
             and issubclass(value, ServerSettings)
             and value is not ServerSettings
         ]
+        if not settings_types:
+            # Not a gRPC server (the HTTP gateway: its settings are a ProcessSettings, with no
+            # gRPC port or grpc.health.v1 to check); its manifests follow other rules.
+            continue
+        [settings_type] = settings_types
         port = settings_type.model_fields["grpc_port"].default
         camel = "".join(part[:1].upper() + part[1:] for part in package.split("_"))
         name = package.replace("_", "-")

@@ -63,10 +63,21 @@ class _OutgoingInterceptor(_UnaryInterceptorBase):
     call reads (`tuple(metadata)`), instead of building a new Metadata object per call."""
 
     def __init__(self, token: str | None) -> None:
-        self._authorization: tuple[tuple[str, str], ...] = (
+        self.authorization: tuple[tuple[str, str], ...] = (
             () if token is None else ((AUTHORIZATION, f"{BEARER}{token}"),)
         )
         self._metrics: dict[object, metrics.ClientMethodMetrics] = {}
+
+    def pairs(self, details: ClientCallDetails) -> tuple[tuple[str, str | bytes], ...]:
+        """The call's metadata plus the token and the request id being served, if any."""
+        pairs: tuple[tuple[str, str | bytes], ...] = (
+            *(details.metadata or ()),
+            *self.authorization,
+        )
+        request_id = current_request_id.get()
+        if request_id is not None:
+            pairs = (*pairs, (REQUEST_ID_HEADER, request_id))
+        return pairs
 
     def _bound(self, method: object) -> metrics.ClientMethodMetrics:
         bound = self._metrics.get(method)
@@ -80,13 +91,7 @@ class _OutgoingInterceptor(_UnaryInterceptorBase):
         client_call_details: ClientCallDetails,
         request: Any,
     ) -> Any:
-        pairs: tuple[tuple[str, str | bytes], ...] = (
-            *(client_call_details.metadata or ()),
-            *self._authorization,
-        )
-        request_id = current_request_id.get()
-        if request_id is not None:
-            pairs = (*pairs, (REQUEST_ID_HEADER, request_id))
+        pairs = self.pairs(client_call_details)
         details = ClientCallDetails(
             client_call_details.method,
             client_call_details.timeout,
@@ -119,6 +124,62 @@ class _OutgoingInterceptor(_UnaryInterceptorBase):
         bound.latency.observe(time.perf_counter() - started)
         bound.handled(code).inc()
         return call
+
+
+if TYPE_CHECKING:
+    _UnaryStreamBase = grpc.aio.UnaryStreamClientInterceptor[Any, Any]
+    _StreamUnaryBase = grpc.aio.StreamUnaryClientInterceptor[Any, Any]
+    _StreamStreamBase = grpc.aio.StreamStreamClientInterceptor[Any, Any]
+else:
+    _UnaryStreamBase = grpc.aio.UnaryStreamClientInterceptor
+    _StreamUnaryBase = grpc.aio.StreamUnaryClientInterceptor
+    _StreamStreamBase = grpc.aio.StreamStreamClientInterceptor
+
+
+class _StreamMetadataInterceptor(_UnaryStreamBase, _StreamUnaryBase, _StreamStreamBase):
+    """Adds the bearer token and the current request id to every streaming call, as
+    _OutgoingInterceptor does to unary ones (no grpc_client_* metrics: a stream's status
+    comes at its end, which this interceptor does not wait for)."""
+
+    def __init__(self, outgoing: _OutgoingInterceptor) -> None:
+        self._outgoing = outgoing
+
+    def _details(self, details: ClientCallDetails) -> ClientCallDetails:
+        pairs = self._outgoing.pairs(details)
+        problem = _illegal_metadata(pairs)
+        if problem is not None:
+            raise _not_started(problem)
+        return ClientCallDetails(
+            details.method,
+            details.timeout,
+            cast("Metadata", pairs),
+            details.credentials,
+            details.wait_for_ready,
+        )
+
+    async def intercept_unary_stream(
+        self,
+        continuation: Callable[[ClientCallDetails, Any], Any],
+        client_call_details: ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        return await continuation(self._details(client_call_details), request)
+
+    async def intercept_stream_unary(
+        self,
+        continuation: Callable[[ClientCallDetails, Any], Any],
+        client_call_details: ClientCallDetails,
+        request_iterator: Any,
+    ) -> Any:
+        return await continuation(self._details(client_call_details), request_iterator)
+
+    async def intercept_stream_stream(
+        self,
+        continuation: Callable[[ClientCallDetails, Any], Any],
+        client_call_details: ClientCallDetails,
+        request_iterator: Any,
+    ) -> Any:
+        return await continuation(self._details(client_call_details), request_iterator)
 
 
 def _not_started(problem: str) -> grpc.aio.AioRpcError:
@@ -189,7 +250,8 @@ def create_channel(
     if settings.tls_server_name:
         options.append(("grpc.ssl_target_name_override", settings.tls_server_name))
     token = None if settings.auth_token is None else settings.auth_token.get_secret_value()
-    chain = [*interceptors, _OutgoingInterceptor(token)]
+    outgoing = _OutgoingInterceptor(token)
+    chain = [*interceptors, _StreamMetadataInterceptor(outgoing), outgoing]
     credentials = channel_credentials(settings)
     compression = COMPRESSION_ALGORITHMS[settings.compression]
     if credentials is None:

@@ -48,8 +48,42 @@ PemFile = Annotated[Path, AfterValidator(_existing_file)]  # a PEM file that mus
 Tokens = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_split_tokens)]
 
 
-class ServerSettings(BaseSettings):
-    """What every service reads from its environment; services subclass it to add their own."""
+class ProcessSettings(BaseSettings):
+    """What every process of the product reads, gRPC server or not (the gateway): logging,
+    its name, bearer tokens, metrics and tracing."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level that is logged."
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json: one JSON object per line; text: human-readable."
+    )
+    access_log: Literal["all", "errors", "off"] = Field(
+        default="all",
+        description="Which RPCs get an access-log line: all, errors (status not OK), or off.",
+    )
+    instance_name: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        description="Name of this replica in replies and logs (default: host name).",
+    )
+    auth_tokens: Tokens = Field(
+        default=(),
+        description="Comma-separated bearer tokens accepted; empty = authentication off.",
+    )
+    metrics_port: Port = Field(
+        default=0, description="Port of the Prometheus /metrics endpoint; 0 = off."
+    )
+    tracing_exporter: Literal["none", "console", "otlp"] = Field(
+        default="none", description="OpenTelemetry span exporter; otlp reads OTEL_EXPORTER_OTLP_*."
+    )
+
+
+class ServerSettings(ProcessSettings):
+    """What every gRPC service reads from its environment; services subclass it to add their
+    own."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
@@ -107,32 +141,10 @@ class ServerSettings(BaseSettings):
         le=3600,
         description="Seconds calls on an aged connection get to finish before it is closed.",
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="Lowest level that is logged."
-    )
-    log_format: Literal["json", "text"] = Field(
-        default="json", description="json: one JSON object per line; text: human-readable."
-    )
-    access_log: Literal["all", "errors", "off"] = Field(
-        default="all",
-        description="Which RPCs get an access-log line: all, errors (status not OK), or off.",
-    )
-    instance_name: str = Field(
-        default_factory=socket.gethostname,
-        min_length=1,
-        description="Name of this replica in replies and logs (default: host name).",
-    )
-    auth_tokens: Tokens = Field(
-        default=(),
-        description="Comma-separated bearer tokens accepted; empty = authentication off.",
-    )
     tls_cert_file: PemFile | None = Field(default=None, description="Server certificate (PEM).")
     tls_key_file: PemFile | None = Field(default=None, description="Server private key (PEM).")
     tls_client_ca_file: PemFile | None = Field(
         default=None, description="CA (PEM) that client certificates must chain to: mTLS."
-    )
-    metrics_port: Port = Field(
-        default=0, description="Port of the Prometheus /metrics endpoint; 0 = off."
     )
     admin_port: Port | None = Field(
         default=None,
@@ -141,9 +153,6 @@ class ServerSettings(BaseSettings):
     )
     admin_services_on_main_port: bool = Field(
         default=True, description="Serve reflection and channelz on the main port too."
-    )
-    tracing_exporter: Literal["none", "console", "otlp"] = Field(
-        default="none", description="OpenTelemetry span exporter; otlp reads OTEL_EXPORTER_OTLP_*."
     )
     grpc_compression: Compression = Field(
         default="none",

@@ -13,7 +13,7 @@ from functools import cache
 
 from pydantic_settings import BaseSettings
 
-from acme_common.settings import ClientSettings, ServerSettings
+from acme_common.settings import ClientSettings, ProcessSettings
 
 # Read by the services without being a settings field: grpc core's switches, OpenTelemetry's
 # exporter configuration, the workers' plumbing, proxies.
@@ -58,13 +58,14 @@ def _packages_of(distribution: importlib.metadata.Distribution) -> list[str]:
 @cache
 def setting_variables() -> frozenset[str]:
     """Every variable the settings models read (upper case: pydantic-settings matches case
-    insensitively), from ServerSettings, ClientSettings and every service's subclasses."""
+    insensitively), from ProcessSettings (ServerSettings among its subclasses), ClientSettings
+    and every service's subclasses."""
     _import_service_settings()
     names: set[str] = set()
     # ClientSettings itself is never read (it has no prefix): its subclasses are.
     read: list[type[BaseSettings]] = [
-        ServerSettings,
-        *_subclasses(ServerSettings),
+        ProcessSettings,
+        *_subclasses(ProcessSettings),
         *_subclasses(ClientSettings),
     ]
     for settings_type in read:

@@ -1,0 +1,1 @@
+"""The gateway: browsers and HTTP/JSON clients reach the gRPC services through it."""

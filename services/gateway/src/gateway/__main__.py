@@ -1,0 +1,37 @@
+"""Entry point: `gateway` or `python -m gateway`; configured by environment variables."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from acme_common.logs import configure_logging
+from acme_common.settings import load_settings
+from gateway.forwarding import find_service
+from gateway.server import serve
+from gateway.settings import GatewaySettings, client_settings_type
+
+
+def main() -> None:
+    """Read the settings (exit 2 naming each bad variable or unknown service), then serve
+    until SIGTERM/SIGINT; exit 1 when the port is taken."""
+    settings = load_settings(GatewaySettings)
+    for name in settings.gateway_services:
+        try:
+            find_service(name)
+        except KeyError as error:
+            print(f"invalid configuration: GATEWAY_SERVICES: {name}: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
+    clients = [
+        (name, load_settings(client_settings_type(name))) for name in settings.gateway_services
+    ]
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(serve(settings, clients))
+    except OSError as error:
+        print(f"gateway: cannot serve: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""What every call through the gateway goes through, before its request is read: a request id
+(the client's `x-request-id` when sane, else a new one, echoed in the response), the bearer
+token check when AUTH_TOKENS is set, the grpc_server_* metrics and one access-log line."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import grpc
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from connectrpc.request import RequestContext
+
+from acme_common import metrics
+from acme_common.auth import AUTHORIZATION, TokenChecker
+from acme_common.logs import log_fields
+from acme_common.request_ids import (
+    REQUEST_ID_HEADER,
+    current_request_id,
+    new_request_id,
+    sane_request_id,
+)
+from acme_common.tracing import current_trace_id
+from gateway.statuses import grpc_code_name
+
+log = logging.getLogger("acme.access")
+
+_GRPC_TYPES = {"UNARY": "unary", "CLIENT_STREAM": "client_stream"}
+_GRPC_TYPES |= {"SERVER_STREAM": "server_stream", "BIDI_STREAM": "bidi_stream"}
+
+Context = RequestContext[Any, Any]
+Started = tuple[float, metrics.ServerMethodMetrics]
+
+
+def protocol_of(content_type: str) -> str:
+    """connect, grpc-web or grpc, from the request's content type (what the client spoke)."""
+    if content_type.startswith("application/grpc-web"):
+        return "grpc-web"
+    if content_type.startswith("application/grpc"):
+        return "grpc"
+    return "connect"
+
+
+def error_code(error: Exception | None) -> str:
+    """The gRPC name of the status a call ended with (an exception that is no ConnectError
+    is answered `unknown` by connectrpc)."""
+    if error is None:
+        return grpc.StatusCode.OK.name
+    if isinstance(error, ConnectError):
+        return grpc_code_name(error.code)
+    return grpc.StatusCode.UNKNOWN.name
+
+
+class Observation:
+    """A connectrpc metadata interceptor: on_start before the request message is read (so a
+    refused token never gets a body parsed), on_end with the call's error."""
+
+    def __init__(self, *, instance: str, which: str) -> None:
+        """which: the ACCESS_LOG setting (all, errors or off)."""
+        self.instance = instance
+        self.log_ok = which == "all"
+        self.log_errors = which != "off"
+        self._metrics: dict[str, metrics.ServerMethodMetrics] = {}
+
+    def _bound(self, ctx: Context) -> metrics.ServerMethodMetrics:
+        method = f"/{ctx.method.service_name}/{ctx.method.name}"
+        bound = self._metrics.get(method)
+        if bound is None:
+            grpc_type = _GRPC_TYPES[ctx.method.stream_type.name]
+            bound = self._metrics[method] = metrics.ServerMethodMetrics(method, grpc_type)
+        return bound
+
+    async def on_start(self, ctx: Context) -> Started:
+        request_id = sane_request_id(ctx.request_headers.get(REQUEST_ID_HEADER))
+        request_id = request_id or new_request_id()
+        ctx.response_headers[REQUEST_ID_HEADER] = request_id
+        # Each request runs in a task of its own: the id is gone with it.
+        current_request_id.set(request_id)
+        bound = self._bound(ctx)
+        bound.started.inc()
+        bound.in_flight.inc()
+        return time.perf_counter(), bound
+
+    async def on_end(self, started: Started, ctx: Context, error: Exception | None, /) -> None:
+        began, bound = started
+        elapsed = time.perf_counter() - began
+        code = error_code(error)
+        bound.in_flight.dec()
+        bound.latency.observe(elapsed)
+        bound.handled(grpc.StatusCode[code]).inc()
+        if self.log_ok if error is None else self.log_errors:
+            fields = {
+                "method": f"/{ctx.method.service_name}/{ctx.method.name}",
+                "code": code,
+                "duration_ms": round(elapsed * 1000, 3),
+                "peer": ctx.client_address,
+                "protocol": protocol_of(ctx.request_headers.get("content-type", "")),
+                "http_method": ctx.http_method,
+                "instance": self.instance,
+                "request_id": current_request_id.get(),
+                "trace_id": current_trace_id(),
+            }
+            log_fields(log, logging.INFO, "rpc", fields)
+
+
+class Authentication:
+    """A connectrpc metadata interceptor refusing calls without one of AUTH_TOKENS
+    (`authorization: Bearer <token>`, compared in constant time) before their request is
+    read; after Observation, so refused calls are counted and logged."""
+
+    def __init__(self, checker: TokenChecker) -> None:
+        self.checker = checker
+
+    async def on_start(self, ctx: Context) -> None:
+        presented = ctx.request_headers.get(AUTHORIZATION)
+        if not self.checker.accepts([(AUTHORIZATION, presented)] if presented else []):
+            raise ConnectError(Code.UNAUTHENTICATED, "missing or invalid bearer token")
+
+    async def on_end(self, _started: None, _ctx: Context, _error: Exception | None, /) -> None:
+        return

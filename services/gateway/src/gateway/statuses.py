@@ -1,0 +1,57 @@
+"""gRPC statuses as Connect errors: the same code (Connect's codes are gRPC's, in snake case,
+connectrpc.com/docs/protocol#error-codes), the service's message, and every detail of its
+google.rpc.Status (grpc-status-details-bin) passed on as it came, so a validation error reaches
+the browser as invalid_argument with its google.rpc.BadRequest field violations."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError, ErrorDetail
+from protobuf.wkt import Any as WireAny
+
+from acme_common.errors import status_details
+
+log = logging.getLogger("acme.gateway")
+
+# Codes whose message grpc core may have written about the gateway's own connections
+# (addresses, resolver errors): the client gets a fixed text, the log the original.
+_OPAQUE = {
+    grpc.StatusCode.UNAVAILABLE: "the service is unavailable",
+    grpc.StatusCode.UNKNOWN: "the service failed",
+    grpc.StatusCode.INTERNAL: "the service failed",
+}
+
+
+def connect_code(code: grpc.StatusCode) -> Code:
+    """The Connect code of a gRPC status code (CANCELLED is spelt `canceled` there)."""
+    if code is grpc.StatusCode.CANCELLED:
+        return Code.CANCELED
+    return Code[code.name]
+
+
+def grpc_code_name(code: Code) -> str:
+    """The gRPC name of a Connect code (`canceled` -> CANCELLED), for logs and metrics."""
+    return "CANCELLED" if code is Code.CANCELED else code.name
+
+
+def connect_error(error: grpc.aio.AioRpcError, service: str) -> ConnectError:
+    """The Connect error that answers a failed gRPC call to service."""
+    code = error.code()
+    message = error.details() or ""
+    opaque = _OPAQUE.get(code)
+    if opaque is not None:
+        log.warning(
+            "downstream call failed",
+            extra={"service": service, "code": code.name, "detail": message[:512]},
+        )
+        message = f"{opaque}: {service}"
+    status = status_details(error)
+    details = (
+        [ErrorDetail(WireAny(type_url=any.type_url, value=any.value)) for any in status.details]
+        if status is not None
+        else []
+    )
+    return ConnectError(connect_code(code), message, details)
