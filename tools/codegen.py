@@ -1,4 +1,5 @@
-"""Generate the acme-protos package from proto/: messages, gRPC stubs and their .pyi types.
+"""Generate the acme-protos package from proto/: messages, gRPC stubs and their .pyi types;
+then the gateway's web page (tools/webgen.py: TypeScript from the protos, one JS bundle).
 
 Usage: python tools/codegen.py [--check]
 
@@ -20,6 +21,10 @@ import sysconfig
 import tempfile
 from importlib import resources
 from pathlib import Path
+
+# Run as a script (`python tools/codegen.py`): the repository root on the path for tools.webgen.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tools import webgen
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
@@ -100,18 +105,25 @@ def main(argv: list[str] | None = None) -> int:
         generate(fresh)
         diff = differences(fresh, STUBS_ROOT)
         if args.check:
-            if diff:
-                print("codegen check FAILED: stubs differ from proto/; run `nox -s codegen`")
+            web_diff, how = webgen.check()
+            if diff or web_diff:
+                print("codegen check FAILED: generated files differ; run `nox -s codegen`")
                 for name in diff:
                     print(f"  libs/protos/src/{name}")
+                for name in web_diff:
+                    print(f"  {name} (web page, {how})")
                 return 1
-            print("codegen check passed: stubs match proto/")
+            print(f"codegen check passed: stubs match proto/; web page {how}: no drift")
             return 0
         shutil.rmtree(STUBS_ROOT / NAMESPACE, ignore_errors=True)
         shutil.copytree(fresh / NAMESPACE, STUBS_ROOT / NAMESPACE)
         print(f"codegen: {len(diff)} file(s) changed under libs/protos/src/{NAMESPACE}")
         for name in diff:
             print(f"  {name}")
+    web_changed = webgen.write()
+    print(f"codegen: {len(web_changed)} file(s) of the web page changed")
+    for name in web_changed:
+        print(f"  {name}")
     return 0
 
 
