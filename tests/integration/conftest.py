@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import pytest
@@ -31,6 +31,7 @@ from acme_devkit.ports import free_port as free_port
 
 GREETER_INSTANCE = "greeter-it-1"
 CALLER_INSTANCE = "caller-it-1"
+GATEWAY_INSTANCE = "gateway-it-1"
 GREETER_SERVICE = "acme.greeter.v1.GreeterService"
 CALLER_SERVICE = "acme.caller.v1.CallerService"
 
@@ -116,6 +117,36 @@ class ServiceProcess(processes.ServiceProcess):
             await asyncio.sleep(0.05)
 
 
+class GatewayProcess(ServiceProcess):
+    """The HTTP gateway as `python -m gateway` on a free loopback port (GATEWAY_HOST/PORT),
+    ready when its /healthz answers 200."""
+
+    def __init__(self, log_path: Path, env: Mapping[str, str] | None = None) -> None:
+        port = free_port()
+        settings = {
+            "GATEWAY_HOST": HOST,
+            "GATEWAY_PORT": str(port),
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "INFO",
+            **(env or {}),
+        }
+        processes.ServiceProcess.__init__(
+            self, "gateway", [sys.executable, "-m", "gateway"], log_path, settings, port
+        )
+        self.module = "gateway"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    def wait_healthy(self, timeout: float = START_TIMEOUT) -> GatewayProcess:
+        try:
+            self.wait_ready(self.http_health, timeout=timeout)
+        except processes.ServiceError as error:
+            pytest.fail(str(error))
+        return self
+
+
 class ServiceFactory:
     """Starts processes for one test and stops the ones still running at teardown."""
 
@@ -148,6 +179,16 @@ class ServiceFactory:
             {"INSTANCE_NAME": "caller-own", "GREETER_TARGET": greeter_target, **(env or {})},
         )
 
+    def start_gateway(
+        self, env: Mapping[str, str] | None = None, *, wait_healthy: bool = True
+    ) -> GatewayProcess:
+        log_path = self.directory / f"gateway-{len(self.started)}.stderr.log"
+        gateway = GatewayProcess(log_path, {"INSTANCE_NAME": "gateway-own", **(env or {})})
+        self.started.append(gateway.start())
+        if wait_healthy:
+            gateway.wait_healthy()
+        return gateway
+
     def stop_all(self) -> None:
         """SIGTERM every process still running (unless a test signalled it already: a second
         signal could hit it after its handlers are gone); all of them must exit 0."""
@@ -178,7 +219,10 @@ def services(tmp_path: Path) -> Iterator[ServiceFactory]:
         factory.stop_all()
 
 
-def _shared(service: ServiceProcess) -> Iterator[ServiceProcess]:
+ProcessT = TypeVar("ProcessT", bound=ServiceProcess)
+
+
+def _shared(service: ProcessT) -> Iterator[ProcessT]:
     try:
         service.start().wait_healthy()
         yield service
@@ -212,6 +256,24 @@ def caller(
             "INSTANCE_NAME": CALLER_INSTANCE,
             "GREETER_TARGET": greeter.address,
             "GREETER_TIMEOUT": "5",
+        },
+    )
+    yield from _shared(service)
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    caller: ServiceProcess, greeter: ServiceProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    """The session's gateway, exposing the session's caller and greeter."""
+    directory = tmp_path_factory.mktemp("shared")
+    service = GatewayProcess(
+        directory / "gateway.stderr.log",
+        {
+            "INSTANCE_NAME": GATEWAY_INSTANCE,
+            "GATEWAY_SERVICES": f"{CALLER_SERVICE},{GREETER_SERVICE}",
+            "CALLER_TARGET": caller.address,
+            "GREETER_TARGET": greeter.address,
         },
     )
     yield from _shared(service)

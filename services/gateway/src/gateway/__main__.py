@@ -25,6 +25,16 @@ def main() -> None:
     clients = [
         (name, load_settings(client_settings_type(name))) for name in settings.gateway_services
     ]
+    if settings.gateway_pass_authorization:
+        own = [name for name, client in clients if client.auth_token is not None]
+        if own:
+            # Two authorization headers would reach the service: which one counts is unclear.
+            print(
+                "invalid configuration: GATEWAY_PASS_AUTHORIZATION forwards the client's token; "
+                f"unset the gateway's own token of {', '.join(own)} (<NAME>_AUTH_TOKEN)",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
     configure_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(serve(settings, clients))

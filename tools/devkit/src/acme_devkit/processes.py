@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -75,6 +77,29 @@ class ServiceProcess:
             int(settings["GRPC_PORT"]),
             clean=clean,
         )
+
+    @classmethod
+    def gateway(
+        cls, log_path: Path | None, env: Mapping[str, str] | None = None, *, clean: bool = True
+    ) -> ServiceProcess:
+        """`python -m gateway` (the HTTP gateway) on a free port of 127.0.0.1; wait for it
+        with `wait_ready(process.http_health)`."""
+        port = free_port()
+        settings = {"GATEWAY_HOST": HOST, "GATEWAY_PORT": str(port), **(env or {})}
+        argv = [sys.executable, "-m", "gateway"]
+        return cls("gateway", argv, log_path, settings, int(settings["GATEWAY_PORT"]), clean=clean)
+
+    def http_health(self) -> str | None:
+        """None when GET /healthz answers 200 (an HTTP server's readiness), else why not."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy
+        try:
+            with opener.open(f"http://{self.address}/healthz", timeout=1.0) as response:
+                status: int = response.status
+        except urllib.error.HTTPError as error:
+            return f"/healthz answered {error.code}"
+        except OSError as error:
+            return f"/healthz: {error}"
+        return None if status == 200 else f"/healthz answered {status}"
 
     def __repr__(self) -> str:
         pid = self._process.pid if self._process else None
