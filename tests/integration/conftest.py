@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -315,26 +315,39 @@ SayHello = Callable[
 
 
 @asynccontextmanager
-async def stand_in_greeter(say_hello: SayHello) -> AsyncIterator[str]:
-    """An in-test grpc.aio server answering Greeter's SayHello with say_hello (to record or
-    stall what caller sends); yields its address."""
-    handler = grpc.method_handlers_generic_handler(
-        GREETER_SERVICE,
+async def stand_in_server(
+    service: str, method: str, handler: Any, request_type: Any, response_type: Any
+) -> AsyncIterator[str]:
+    """An in-test grpc.aio server answering service's unary method with handler (to record
+    or stall what a client sends); yields its address."""
+    generic = grpc.method_handlers_generic_handler(
+        service,
         {
-            "SayHello": grpc.unary_unary_rpc_method_handler(
-                say_hello,
-                request_deserializer=greeter_pb2.SayHelloRequest.FromString,
-                response_serializer=greeter_pb2.SayHelloResponse.SerializeToString,
+            method: grpc.unary_unary_rpc_method_handler(
+                handler,
+                request_deserializer=request_type.FromString,
+                response_serializer=response_type.SerializeToString,
             )
         },
     )
-    server = grpc.aio.server(handlers=[handler], options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(handlers=[generic], options=[("grpc.so_reuseport", 0)])
     port = server.add_insecure_port(f"{HOST}:0")
     await server.start()
     try:
         yield f"{HOST}:{port}"
     finally:
         await server.stop(None)
+
+
+def stand_in_greeter(say_hello: SayHello) -> AbstractAsyncContextManager[str]:
+    """A stand-in for Greeter's SayHello (stand_in_server); yields its address."""
+    return stand_in_server(
+        GREETER_SERVICE,
+        "SayHello",
+        say_hello,
+        greeter_pb2.SayHelloRequest,
+        greeter_pb2.SayHelloResponse,
+    )
 
 
 class BlackHole:
