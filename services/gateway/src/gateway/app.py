@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -14,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.forwarding import ServiceApplication
 
@@ -33,6 +35,35 @@ ALLOWED_HEADERS = (
 )
 EXPOSED_HEADERS = ("Grpc-Status", "Grpc-Message", "Grpc-Status-Details-Bin", "X-Request-Id")
 PREFLIGHT_MAX_AGE = 7200  # seconds browsers may cache a preflight answer (Chromium's cap)
+
+
+def _utf8(value: bytes) -> bytes:
+    """value as UTF-8: unchanged when it is, else read as ISO-8859-1 (RFC 9110 5.5: field
+    values are octets, historically ISO-8859-1) and encoded as UTF-8."""
+    if value.isascii():
+        return value
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return value.decode("latin-1").encode()
+    return value
+
+
+class Utf8Headers:
+    """Re-encodes header values that are not UTF-8 (see _utf8) before connectrpc, which
+    decodes every header as UTF-8 and otherwise fails the call as `unknown` with an ERROR
+    traceback. Whoever reads such a value then judges it: a request id that is not visible
+    ASCII is replaced, a token does not match."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers: list[tuple[bytes, Any]] = scope["headers"]
+            if not all(value.isascii() for _, value in headers):
+                scope = {**scope, "headers": [(key, _utf8(value)) for key, value in headers]}
+        await self.app(scope, receive, send)
 
 
 class Health:
@@ -57,6 +88,7 @@ def create_app(
     routes.append(Route("/healthz", health.endpoint, methods=["GET"]))
     routes.append(Mount("/", app=StaticFiles(directory=STATIC, html=True)))
     middleware = [
+        Middleware(Utf8Headers),
         Middleware(
             CORSMiddleware,
             allow_origins=list(cors_origins),

@@ -28,19 +28,12 @@ from gateway.settings import GatewaySettings
 
 log = logging.getLogger("acme.gateway")
 
-# Header limits of hypercorn (bytes): a request line plus headers over HTTP/1.1, and the
-# HTTP/2 header list; larger ones get 431 / a stream reset before any application code runs.
-MAX_HEADER_BYTES = 16 * 1024
-
-
 def hypercorn_config(settings: GatewaySettings) -> Config:
     config = Config()
     config.bind = [f"{settings.gateway_host}:{settings.gateway_port}"]
     config.graceful_timeout = settings.gateway_grace_period
     config.accesslog = None  # one access-log line per RPC comes from Observation instead
     config.errorlog = logging.getLogger("hypercorn.error")
-    config.h11_max_incomplete_size = MAX_HEADER_BYTES
-    config.h2_max_header_list_size = MAX_HEADER_BYTES
     config.include_server_header = False
     return config
 
