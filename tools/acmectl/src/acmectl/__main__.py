@@ -50,10 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("names", nargs="+")
 
     stack = commands.add_parser(
-        "stack", help="run greeter + caller locally (no Docker) until Ctrl-C"
+        "stack", help="run greeter + caller + the HTTP gateway locally (no Docker) until Ctrl-C"
     )
     stack.add_argument("--greeter-port", type=int, default=50051)
     stack.add_argument("--caller-port", type=int, default=50052)
+    stack.add_argument("--gateway-port", type=int, default=8080)
     stack.add_argument("--name", default="World", help="name for the demo call")
     stack.add_argument(
         "--exit-after-demo", action="store_true", help="stop right after the demo call"

@@ -1,12 +1,15 @@
-"""The local stack without Docker: greeter and caller as child processes on loopback."""
+"""The local stack without Docker: greeter, caller and the HTTP gateway as child processes on
+loopback."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import subprocess
+import urllib.request
 
 import grpc
 
@@ -31,6 +34,36 @@ def child(module: str, port: int, env: dict[str, str] | None = None) -> ServiceP
     )
 
 
+def gateway_child(port: int, caller: str, greeter: str) -> ServiceProcess:
+    """The gateway of the stack, exposing Caller and Greeter (for the page's stream)."""
+    return ServiceProcess.gateway(
+        None,
+        {
+            "GATEWAY_HOST": "127.0.0.1",
+            "GATEWAY_PORT": str(port),
+            "GATEWAY_SERVICES": "acme.caller.v1.CallerService,acme.greeter.v1.GreeterService",
+            "CALLER_TARGET": caller,
+            "GREETER_TARGET": greeter,
+            "INSTANCE_NAME": "gateway-local",
+            "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),
+        },
+        clean=False,
+    )
+
+
+def introduce_over_http(gateway: str, name: str) -> dict[str, str]:
+    """Caller.Introduce through the gateway as JSON over HTTP/1.1, as curl sends it."""
+    request = urllib.request.Request(
+        f"http://{gateway}/acme.caller.v1.CallerService/Introduce",
+        data=json.dumps({"name": name}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=5) as response:
+        reply: dict[str, str] = json.load(response)
+    return reply
+
+
 def stop(service: ServiceProcess, interrupted: bool) -> int | None:
     """SIGTERM (unless Ctrl-C already reached it) and wait for the drain; the exit code."""
     if interrupted:
@@ -43,7 +76,8 @@ def stop(service: ServiceProcess, interrupted: bool) -> int | None:
 def run_stack(args: argparse.Namespace) -> None:
     greeter = child("greeter", args.greeter_port)
     caller = child("caller", args.caller_port, {"GREETER_TARGET": f"127.0.0.1:{args.greeter_port}"})
-    children = [greeter, caller]
+    gateway = gateway_child(args.gateway_port, caller.address, greeter.address)
+    children = [greeter, caller, gateway]
     interrupted = False
     # Ctrl-C reaches the whole process group, so the children drain on their own SIGINT; the
     # handlers are set explicitly because a shell starts background jobs with SIGINT ignored.
@@ -52,17 +86,24 @@ def run_stack(args: argparse.Namespace) -> None:
     try:
         for service in children:
             try:
-                service.start().wait_ready(timeout=30)
+                probe = gateway.http_health if service is gateway else None
+                service.start().wait_ready(probe, timeout=30)
             except ServiceError as error:
                 raise SystemExit(str(error)) from None
         with grpc.insecure_channel(caller.address) as channel:
             reply = caller_pb2_grpc.CallerServiceStub(channel).Introduce(
                 caller_pb2.IntroduceRequest(name=args.name), timeout=5
             )
+        over_http = introduce_over_http(gateway.address, args.name)
         print(
             f"\ndemo call through caller ({caller.address}) -> greeter ({greeter.address}):\n"
-            f"  {reply.message}  (greeter instance: {reply.greeter_instance})\n\n"
+            f"  {reply.message}  (greeter instance: {reply.greeter_instance})\n"
+            f"the same through the gateway ({gateway.address}), JSON over HTTP/1.1:\n"
+            f"  {over_http['message']}\n\n"
             f"stack is up. try: acmectl introduce Grace --caller {caller.address}\n"
+            f"web page: http://{gateway.address}/\n"
+            f"curl: curl -H 'Content-Type: application/json' -d '{{\"name\": \"Ada\"}}' "
+            f"http://{gateway.address}/acme.caller.v1.CallerService/Introduce\n"
             "press Ctrl-C to stop\n",
             flush=True,
         )
