@@ -45,8 +45,10 @@ def install(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def codegen(session: nox.Session) -> None:
-    """Regenerate libs/protos from proto/; `-- --check` only reports drift (non-zero exit)."""
+    """Regenerate libs/protos and the gateway's web page from proto/; `-- --check` only
+    reports drift (non-zero exit)."""
     install(session)
+    install_web_tools(session)
     session.run("python", "tools/codegen.py", *session.posargs)
 
 
@@ -60,6 +62,7 @@ def lint(session: nox.Session) -> None:
     session.run("mypy", *TYPED, env={"MYPYPATH": MYPYPATH})
     session.run("buf", "lint")
     session.run("buf", "format", "--diff", "--exit-code")
+    install_web_tools(session)
     session.run("python", "tools/codegen.py", "--check")
     session.run("python", "tools/scaffold/breaking.py")  # buf breaking vs main / HEAD~1
     session.run("python", "tools/validate_k8s.py")
@@ -72,6 +75,26 @@ def lint(session: nox.Session) -> None:
         if os.environ.get("ACME_REQUIRE_DOCKER") == "1":
             session.error(message)
         session.warn(message)
+
+
+WEB = "services/gateway/web"  # the gateway's page: protoc-gen-es and esbuild (package-lock.json)
+
+
+def install_web_tools(session: nox.Session) -> None:
+    """`npm ci` for the web page's generators, when stale, so that `codegen --check`
+    regenerates the page instead of comparing recorded hashes (tools/webgen.py). Without npm:
+    a warning (ACME_REQUIRE_NODE=1: an error)."""
+    if shutil.which("npm") is None:
+        message = "npm is not on PATH: the web page's drift is checked by its recorded hashes"
+        if os.environ.get("ACME_REQUIRE_NODE") == "1":
+            session.error(message)
+        session.warn(message)
+        return
+    installed = os.path.join(WEB, "node_modules", ".package-lock.json")
+    lock = os.path.join(WEB, "package-lock.json")
+    if not os.path.exists(installed) or os.path.getmtime(installed) < os.path.getmtime(lock):
+        npm_ci = ["npm", "ci", "--prefix", WEB, "--ignore-scripts", "--no-audit", "--no-fund"]
+        session.run(*npm_ci, "--loglevel=error", external=True)
 
 
 @nox.session(python=PYTHON)
@@ -188,8 +211,8 @@ def compose(session: nox.Session) -> None:
     install(session)
 
     project = f"acme-e2e-{uuid.uuid4().hex[:8]}"
-    port = free_port()
-    env = {"CALLER_PORT": str(port)}
+    port, gateway_port = free_port(), free_port()
+    env = {"CALLER_PORT": str(port), "GATEWAY_PUBLISHED_PORT": str(gateway_port)}
     docker_compose = ["docker", "compose", "-f", COMPOSE_FILE, "-p", project]
     passed = False
     try:
@@ -206,7 +229,11 @@ def compose(session: nox.Session) -> None:
             "pytest",
             "tests/e2e",
             *session.posargs,
-            env={"ACME_E2E_PROJECT": project, "ACME_E2E_CALLER_ADDRESS": f"127.0.0.1:{port}"},
+            env={
+                "ACME_E2E_PROJECT": project,
+                "ACME_E2E_CALLER_ADDRESS": f"127.0.0.1:{port}",
+                "ACME_E2E_GATEWAY_ADDRESS": f"127.0.0.1:{gateway_port}",
+            },
         )
         passed = True
     finally:

@@ -5,7 +5,8 @@ The session hands the stack over in two environment variables:
 
 * ACME_E2E_PROJECT: the compose project name (`docker compose -p`), which labels every
   container of the stack (`com.docker.compose.project`);
-* ACME_E2E_CALLER_ADDRESS: host:port of caller's port published on the host.
+* ACME_E2E_CALLER_ADDRESS: host:port of caller's port published on the host;
+* ACME_E2E_GATEWAY_ADDRESS: host:port of the HTTP gateway's port published on the host.
 
 Without them (e.g. a bare `pytest`) every test here is skipped: run `nox -s compose`.
 Containers are always addressed by id, never by name or by `docker compose`, so several
@@ -29,6 +30,7 @@ from acme.caller.v1 import caller_pb2_grpc
 
 PROJECT_VARIABLE = "ACME_E2E_PROJECT"
 ADDRESS_VARIABLE = "ACME_E2E_CALLER_ADDRESS"
+GATEWAY_VARIABLE = "ACME_E2E_GATEWAY_ADDRESS"
 
 RPC_TIMEOUT = 10.0  # client deadline of every call that is expected to succeed
 DOCKER_TIMEOUT = 60.0  # seconds one docker CLI command may take
@@ -110,6 +112,7 @@ class Stack:
 
     project: str
     caller_address: str
+    gateway_address: str
 
     def running(self, service: str) -> list[Container]:
         """The running containers of service, ordered by id."""
@@ -129,12 +132,13 @@ class Stack:
 def stack() -> Stack:
     project = os.environ.get(PROJECT_VARIABLE, "")
     address = os.environ.get(ADDRESS_VARIABLE, "")
-    if not project or not address:
+    gateway = os.environ.get(GATEWAY_VARIABLE, "")
+    if not project or not address or not gateway:
         pytest.skip(
             f"end-to-end tests need the Docker Compose stack: run `nox -s compose` "
-            f"({PROJECT_VARIABLE} / {ADDRESS_VARIABLE} are not set)"
+            f"({PROJECT_VARIABLE} / {ADDRESS_VARIABLE} / {GATEWAY_VARIABLE} are not set)"
         )
-    return Stack(project, address)
+    return Stack(project, address, gateway)
 
 
 @pytest.fixture(scope="session")
