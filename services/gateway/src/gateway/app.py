@@ -96,6 +96,6 @@ def create_app(
             allow_headers=list(ALLOWED_HEADERS),
             expose_headers=list(EXPOSED_HEADERS),
             max_age=PREFLIGHT_MAX_AGE,
-        )
+        ),
     ]
     return Starlette(routes=routes, middleware=middleware)

@@ -28,6 +28,7 @@ from gateway.settings import GatewaySettings
 
 log = logging.getLogger("acme.gateway")
 
+
 def hypercorn_config(settings: GatewaySettings) -> Config:
     config = Config()
     config.bind = [f"{settings.gateway_host}:{settings.gateway_port}"]
