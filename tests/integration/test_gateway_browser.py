@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 import pytest
 
 from acme_devkit.environment import clean_environment
+from acme_devkit.node import npm_ci
 
 from .conftest import GREETER_INSTANCE, GatewayProcess
 
@@ -29,7 +30,6 @@ pytestmark = pytest.mark.integration
 NODE_DIR = Path(__file__).resolve().parents[1] / "browser" / "node"
 REQUIRE_VARIABLE = "ACME_REQUIRE_BROWSER"
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
-NPM_TIMEOUT = 300.0
 BROWSER_TIMEOUT = 120.0
 
 
@@ -53,19 +53,8 @@ def tools() -> tuple[str, str]:
     chromium = next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
     if chromium is None:
         not_available("no `chromium` on PATH")
-    installed = NODE_DIR / "node_modules" / ".package-lock.json"
-    lock = NODE_DIR / "package-lock.json"
-    if not installed.is_file() or installed.stat().st_mtime < lock.stat().st_mtime:
-        # --ignore-scripts: playwright-core needs no install script (and downloads nothing).
-        result = subprocess.run(
-            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=NODE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=NPM_TIMEOUT,
-            check=False,
-        )
-        assert result.returncode == 0, f"npm ci failed:\n{result.stdout}{result.stderr}"
+    problem = npm_ci(npm, NODE_DIR)
+    assert problem is None, problem
     return node, chromium
 
 

@@ -7,7 +7,6 @@ google.rpc.BadRequest details intact, and client/bidi streaming over HTTP/1.1 an
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +41,7 @@ GREET_MANY = f"/{GREETER_SERVICE}/GreetMany"
 CHAT = f"/{GREETER_SERVICE}/Chat"
 JSON = {"content-type": "application/json"}
 EMPTY_NAME = [("name", "must not be empty")]
+BUF = Path(sys.executable).parent / "buf"  # the dev dependency buf-bin
 
 
 def test_json_unary_as_curl_sends_it(gateway: GatewayProcess) -> None:
@@ -189,23 +189,14 @@ def test_bidi_stream_over_http1_is_half_duplex(gateway: GatewayProcess) -> None:
     assert [r.message for r in replies] == ["Hello, Ada!", "Hello, Alan!", "Hello, Grace!"]
 
 
-def buf() -> str:
-    """buf of this environment (the dev dependency buf-bin), else the PATH's."""
-    beside_python = Path(sys.executable).parent / "buf"
-    if beside_python.is_file():
-        return str(beside_python)
-    found = shutil.which("buf")
-    if found is None:
-        pytest.fail("buf not found: install the dev dependencies (`uv sync`)")
-    return found
-
-
 def buf_curl(gateway: GatewayProcess, protocol: str, path: str, data: str) -> list[object]:
     """`buf curl` over HTTP/2 (prior knowledge) with the schema from proto/: the replies."""
+    if not BUF.is_file():
+        pytest.fail(f"buf not found at {BUF}: install the dev dependencies (`uv sync`)")
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
         [
-            buf(),
+            str(BUF),
             "curl",
             "--protocol",
             protocol,

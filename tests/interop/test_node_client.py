@@ -23,12 +23,13 @@ from typing import NoReturn
 
 import pytest
 
+from acme_devkit.node import npm_ci
+
 from .conftest import GREETER_INSTANCE, Server, scrubbed_environment
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 REQUIRE_VARIABLE = "ACME_REQUIRE_NODE"
 MIN_NODE_MAJOR = 18
-NPM_TIMEOUT = 300.0
 CLIENT_TIMEOUT = 60.0
 
 pytestmark = pytest.mark.integration
@@ -58,19 +59,8 @@ def node() -> str:
     major = re.match(r"v(\d+)\.", version)
     if major is None or int(major.group(1)) < MIN_NODE_MAJOR:
         not_available(f"node {version or '(unknown version)'} is older than {MIN_NODE_MAJOR}")
-    installed = NODE_DIR / "node_modules" / ".package-lock.json"
-    lock = NODE_DIR / "package-lock.json"
-    if not installed.is_file() or installed.stat().st_mtime < lock.stat().st_mtime:
-        # --ignore-scripts: no install script runs (none is needed by these packages).
-        result = subprocess.run(
-            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=NODE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=NPM_TIMEOUT,
-            check=False,
-        )
-        assert result.returncode == 0, f"npm ci failed:\n{result.stdout}{result.stderr}"
+    problem = npm_ci(npm, NODE_DIR)
+    assert problem is None, problem
     return node
 
 

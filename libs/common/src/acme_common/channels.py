@@ -165,19 +165,14 @@ class _StreamMetadataInterceptor(_UnaryStreamBase, _StreamUnaryBase, _StreamStre
     ) -> Any:
         return await continuation(self._details(client_call_details), request)
 
+    # The other kinds differ only in their request (an iterator of messages) and its name.
     async def intercept_stream_unary(
-        self,
-        continuation: Callable[[ClientCallDetails, Any], Any],
-        client_call_details: ClientCallDetails,
-        request_iterator: Any,
+        self, continuation: Any, client_call_details: ClientCallDetails, request_iterator: Any
     ) -> Any:
         return await continuation(self._details(client_call_details), request_iterator)
 
     async def intercept_stream_stream(
-        self,
-        continuation: Callable[[ClientCallDetails, Any], Any],
-        client_call_details: ClientCallDetails,
-        request_iterator: Any,
+        self, continuation: Any, client_call_details: ClientCallDetails, request_iterator: Any
     ) -> Any:
         return await continuation(self._details(client_call_details), request_iterator)
 
