@@ -9,17 +9,31 @@ from pathlib import Path
 
 import pytest
 
+from acme_devkit.node import npm_ci
+
 pytestmark = pytest.mark.integration  # runs tools (buf, kubectl, uv, ...) as processes
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def copy_of_repo(tmp_path: Path) -> Path:
-    """The parts codegen reads and writes, copied so the real tree is never touched."""
+    """The parts codegen reads and writes, copied so the real tree is never touched: the
+    protos, the stubs, and the gateway's web page with its generators (tools/webgen.py; the
+    copy links to the real node_modules, installed here when npm can)."""
     shutil.copytree(ROOT / "proto", tmp_path / "proto")
     shutil.copytree(ROOT / "libs" / "protos" / "src", tmp_path / "libs" / "protos" / "src")
     (tmp_path / "tools").mkdir()
-    shutil.copy(ROOT / "tools" / "codegen.py", tmp_path / "tools" / "codegen.py")
+    for script in ("codegen.py", "webgen.py"):
+        shutil.copy(ROOT / "tools" / script, tmp_path / "tools" / script)
+    web = Path("services") / "gateway" / "web"
+    shutil.copytree(ROOT / web, tmp_path / web, ignore=shutil.ignore_patterns("node_modules"))
+    static = Path("services") / "gateway" / "src" / "gateway" / "static"
+    shutil.copytree(ROOT / static, tmp_path / static)
+    npm = shutil.which("npm")
+    if npm is not None:
+        problem = npm_ci(npm, ROOT / web)
+        assert problem is None, problem
+        (tmp_path / web / "node_modules").symlink_to(ROOT / web / "node_modules")
     return tmp_path
 
 
