@@ -317,6 +317,7 @@ class Manifests:
         self.check_ports(where, app, container, env, template)
         admin_port = self.check_admin_port(where, container, env)
         self.check_probes(where, app, container, admin_port)
+        self.check_ingress(where, deployment, container)
         self.check_shutdown(where, pod, container, env)
         self.check_resources(where, container)
         self.check_runtime_env(where, app, env)
@@ -437,6 +438,33 @@ class Manifests:
                 self.problem(where, f"{kind} port {grpc.get('port')} != admin port {admin_port}")
             if grpc.get("service", "") != service:
                 self.problem(where, f"{kind} service {grpc.get('service')!r} is not {service!r}")
+
+    def check_ingress(self, where: str, deployment: Obj, container: Obj) -> None:
+        """NetworkPolicies admit the grpc and metrics ports and not the admin port (which
+        answers anyone without a token; the node's probes are always admitted)."""
+        labels = self.pod_labels(deployment)
+        policies = [
+            policy
+            for policy in self.of_kind("NetworkPolicy")
+            if "Ingress" in (dig(policy, "spec", "policyTypes") or ["Ingress"])
+            and (dig(policy, "spec", "podSelector", "matchLabels") or {}).items() <= labels.items()
+        ]
+        if not policies:
+            self.problem(where, "no NetworkPolicy limits ingress (the admin port is open)")
+            return
+        numbers = {port.get("name"): port.get("containerPort") for port in container["ports"]}
+        rules = [rule for policy in policies for rule in dig(policy, "spec", "ingress") or []]
+        every_port = any(not rule.get("ports") for rule in rules)
+        admitted = {port.get("port") for rule in rules for port in rule.get("ports") or []}
+
+        def admits(name: str) -> bool:
+            return every_port or name in admitted or numbers.get(name) in admitted
+
+        for name in ("grpc", "metrics"):
+            if not admits(name):
+                self.problem(where, f"no NetworkPolicy admits the {name} port")
+        if admits("admin"):
+            self.problem(where, "a NetworkPolicy admits the plaintext admin port")
 
     def check_shutdown(self, where: str, pod: Obj, container: Obj, env: dict[str, EnvVar]) -> None:
         grace_var = env.get("GRPC_GRACE_PERIOD")
