@@ -90,3 +90,29 @@ async def test_health_on_the_admin_port_follows_the_drain(services: ServiceFacto
         reply = await stub.Check(request, timeout=RPC_TIMEOUT)
         assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
     assert await greeter.wait_exit_async() == 0
+
+
+async def test_the_admin_port_has_the_main_ports_limits(services: ServiceFactory) -> None:
+    """Reachable without a token, it holds the same memory budget: GRPC_MAX_CONCURRENT_RPCS
+    calls at once (health Watch streams included) and GRPC_MAX_MESSAGE_BYTES per message."""
+    admin = free_port()
+    greeter = services.start_greeter({"ADMIN_PORT": str(admin), "GRPC_MAX_CONCURRENT_RPCS": "3"})
+    async with open_channel(f"{HOST}:{admin}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        request = health_pb2.HealthCheckRequest()
+        watches = [stub.Watch(request, timeout=RPC_TIMEOUT) for _ in range(3)]
+        for watch in watches:
+            assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.Check(health_pb2.HealthCheckRequest(), timeout=RPC_TIMEOUT)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        for watch in watches:
+            watch.cancel()
+        await asyncio.sleep(0.2)
+        huge = health_pb2.HealthCheckRequest(service="x" * 300_000)  # > 256 KiB
+        with pytest.raises(grpc.aio.AioRpcError) as too_big:
+            await stub.Check(huge, timeout=RPC_TIMEOUT)
+        assert too_big.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=RPC_TIMEOUT)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    assert greeter.returncode is None

@@ -16,8 +16,16 @@ import grpc
 import pytest
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
+from acme_common import health_probe
 
-from .conftest import CHANNEL_OPTIONS, RPC_TIMEOUT, START_TIMEOUT, ServiceFactory, free_port
+from .conftest import (
+    CHANNEL_OPTIONS,
+    HOST,
+    RPC_TIMEOUT,
+    START_TIMEOUT,
+    ServiceFactory,
+    free_port,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -80,9 +88,13 @@ def handled_total(metrics_port: int) -> float:
 async def test_workers_share_the_port_merge_metrics_and_drain_on_sigterm(
     services: ServiceFactory,
 ) -> None:
-    metrics_port = free_port()
-    greeter = services.start_greeter(
-        {"GRPC_WORKERS": str(WORKERS), "METRICS_PORT": str(metrics_port)}
+    metrics_port, admin_port = free_port(), free_port()
+    greeter = services.start_greeter(  # ADMIN_PORT as in Kubernetes: the first worker serves it
+        {
+            "GRPC_WORKERS": str(WORKERS),
+            "METRICS_PORT": str(metrics_port),
+            "ADMIN_PORT": str(admin_port),
+        }
     )
     supervisor = greeter.process.pid
     workers = children(supervisor)
@@ -94,9 +106,13 @@ async def test_workers_share_the_port_merge_metrics_and_drain_on_sigterm(
     # Health answers once the first worker listens; connections opened before the other one
     # listens would all go to the first.
     deadline = time.monotonic() + START_TIMEOUT
-    while not all(sockets(pid, greeter.port, LISTEN) for pid in workers):
+    while not all(sockets(pid, greeter.port, LISTEN) for pid in workers) or not any(
+        sockets(pid, admin_port, LISTEN) for pid in workers
+    ):
         assert time.monotonic() < deadline, "not every worker listens on the port"
         await asyncio.sleep(0.1)
+    assert [sockets(pid, admin_port, LISTEN) for pid in workers].count(0) == WORKERS - 1
+    assert health_probe.check(f"{HOST}:{admin_port}") == "SERVING"
     channels = [grpc.aio.insecure_channel(greeter.address, options) for _ in range(CHANNELS)]
     try:
         stubs: list[greeter_pb2_grpc.GreeterServiceAsyncStub] = [

@@ -9,9 +9,12 @@ placeholders) it writes:
   service.py with build(), a three-line __main__.py on acme_common.runner.run_service) and
   tests/ (a unit test of the rules and a real-process test);
 * deploy/k8s/base/<name>/: its Deployment, Service and kustomization;
+* deploy/k8s/components/tls/<name>.yaml (its mTLS patch) and
+  deploy/k8s/components/cert-manager/<name>.yaml (its Certificate);
 
 and adds the service where the repository lists services: a block in docker-compose.yml, a
-resource in deploy/k8s/base/kustomization.yaml, an image in each overlay. Then `uv add` makes
+resource in deploy/k8s/base/kustomization.yaml, an image in each overlay, its patch and its
+Certificate in those two components' kustomizations. Then `uv add` makes
 it a dependency of the workspace root (so `uv sync` installs it; uv edits pyproject.toml and
 uv.lock) and tools/codegen.py generates its stubs. No existing service's file is touched:
 every image comes from services/Dockerfile, and ruff and mypy find packages by glob.
@@ -57,6 +60,8 @@ RESERVED_NAMES = frozenset(
 )
 COMPOSE_FILE = "docker-compose.yml"
 K8S_BASE = "deploy/k8s/base/kustomization.yaml"
+K8S_TLS = "deploy/k8s/components/tls/kustomization.yaml"  # its patches: one per service
+K8S_CERT_MANAGER = "deploy/k8s/components/cert-manager/kustomization.yaml"  # its Certificates
 # Each overlay's `images:` entry for a new service (the image name and tag it deploys).
 OVERLAY_IMAGES = {
     "deploy/k8s/overlays/dev/kustomization.yaml": "  - name: acme/{image}\n    newTag: dev\n",
@@ -81,6 +86,8 @@ FILES = [
     ("k8s/kustomization.yaml.tmpl", "deploy/k8s/base/{{image}}/kustomization.yaml"),
     ("k8s/deployment.yaml.tmpl", "deploy/k8s/base/{{image}}/deployment.yaml"),
     ("k8s/service.yaml.tmpl", "deploy/k8s/base/{{image}}/service.yaml"),
+    ("k8s/tls.yaml.tmpl", "deploy/k8s/components/tls/{{image}}.yaml"),
+    ("k8s/certificate.yaml.tmpl", "deploy/k8s/components/cert-manager/{{image}}.yaml"),
 ]
 
 
@@ -264,21 +271,26 @@ def edits(names: Names, root: Path) -> dict[str, str]:
     compose_text = (root / COMPOSE_FILE).read_text("utf-8")
     block = render((TEMPLATES / "compose-service.yml.tmpl").read_text("utf-8"), names.values())
     texts = {COMPOSE_FILE: compose_text.rstrip("\n") + "\n\n" + block}
-    base = (root / K8S_BASE).read_text("utf-8")
-    texts[K8S_BASE] = append_to_list(base, "resources", f"  - {image}\n")
+    # Each edited file, the top-level list it gets an entry in, and the entry's name there.
+    lists = {
+        K8S_BASE: ("resources", f"  - {image}\n", image),
+        K8S_TLS: ("patches", f"  - path: {image}.yaml\n", f"{image}.yaml"),
+        K8S_CERT_MANAGER: ("resources", f"  - {image}.yaml\n", f"{image}.yaml"),
+    }
     for path, entry in OVERLAY_IMAGES.items():
-        text = (root / path).read_text("utf-8")
-        texts[path] = append_to_list(text, "images", entry.format(image=image))
-    expected = {COMPOSE_FILE: ("services", image), K8S_BASE: ("resources", image)}
+        lists[path] = ("images", entry.format(image=image), f"acme/{image}")
+    for path, (key, entry, _) in lists.items():
+        texts[path] = append_to_list((root / path).read_text("utf-8"), key, entry)
+    expected = {COMPOSE_FILE: ("services", image)} | {
+        path: (key, member) for path, (key, _, member) in lists.items()
+    }
     for path, text in texts.items():
         data = yaml.safe_load(text)
-        key, member = expected.get(path, ("images", None))
+        key, member = expected[path]
         found = data.get(key) if isinstance(data, dict) else None
-        names_in = [e.get("name") if isinstance(e, dict) else e for e in found or []]
-        if (member is not None and member not in (found or {})) or (
-            member is None and f"acme/{image}" not in names_in
-        ):
-            raise ScaffoldError(f"the edit of {path} did not add {image!r} to `{key}`")
+        names_in = [e.get("name", e.get("path")) if isinstance(e, dict) else e for e in found or []]
+        if member not in names_in:
+            raise ScaffoldError(f"the edit of {path} did not add {member!r} to `{key}`")
     return texts
 
 

@@ -44,3 +44,17 @@ def test_an_unreachable_server_is_unavailable(monkeypatch: pytest.MonkeyPatch) -
     assert health_probe.check(f"127.0.0.1:{port}", timeout=0.5) == "UNAVAILABLE"
     monkeypatch.setenv("GRPC_PORT", str(port))  # the default address, as images set it
     assert health_probe.main(["--timeout", "0.5"]) == 1
+
+
+def test_the_default_address_is_the_admin_port_when_there_is_one(
+    serving: tuple[str, health.HealthServicer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container whose main port speaks TLS stays healthy: the image's HEALTHCHECK (no
+    --addr) asks the plaintext ADMIN_PORT; the main port here accepts no plaintext probe."""
+    address, _ = serving
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("GRPC_PORT", str(closed.getsockname()[1]))
+        assert health_probe.main(["--timeout", "0.5"]) == 1
+        monkeypatch.setenv("ADMIN_PORT", address.rsplit(":", 1)[1])
+        assert health_probe.main(["--timeout", "0.5"]) == 0

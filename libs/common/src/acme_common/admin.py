@@ -25,23 +25,33 @@ def add_introspection(server: grpc.aio.Server, names: Sequence[str]) -> None:
 
 class AdminServer:
     """A second, plaintext grpc.aio server in the process: health (the main server's
-    servicer, so it follows the drain), reflection and channelz."""
+    servicer, so it follows the drain), reflection and channelz, under the main server's
+    limits (options, maximum_concurrent_rpcs): it is reachable without a token."""
 
-    def __init__(self, health_servicer: object, names: Sequence[str]) -> None:
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    def __init__(
+        self,
+        health_servicer: object,
+        names: Sequence[str],
+        options: Sequence[tuple[str, int]],
+        maximum_concurrent_rpcs: int,
+    ) -> None:
+        self.server = grpc.aio.server(
+            options=list(options), maximum_concurrent_rpcs=maximum_concurrent_rpcs
+        )
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self.server)
         add_introspection(self.server, names)
         self.port = 0
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen on host:port (0: any free port) and serve; returns the port. SystemExit
-        when it cannot listen."""
+    def bind(self, host: str, port: int) -> int:
+        """Listen on host:port (0: any free port); the port. SystemExit when it cannot."""
         try:
             self.port = self.server.add_insecure_port(f"{host}:{port}")
         except RuntimeError as error:
             raise SystemExit(f"cannot listen on {host}:{port} (ADMIN_PORT): {error}") from None
-        await self.server.start()
         return self.port
+
+    async def start(self) -> None:
+        await self.server.start()
 
     async def stop(self) -> None:
         await self.server.stop(None)

@@ -24,12 +24,19 @@ def check(address: str, service: str = "", timeout: float = 2.0) -> str:
     return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
 
+def default_address() -> str:
+    """127.0.0.1:$ADMIN_PORT when it is set (plaintext even where the main port speaks TLS),
+    else 127.0.0.1:$GRPC_PORT (container images set it), else 127.0.0.1:50051."""
+    port = os.environ.get("ADMIN_PORT") or os.environ.get("GRPC_PORT") or "50051"
+    return f"127.0.0.1:{port}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="grpc-health-probe", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--addr",
-        default=f"127.0.0.1:{os.environ.get('GRPC_PORT', '50051')}",
-        help="host:port of the server (default: 127.0.0.1:$GRPC_PORT, as container images set it)",
+        default=default_address(),
+        help="host:port of the server (default: 127.0.0.1:$ADMIN_PORT, else $GRPC_PORT)",
     )
     parser.add_argument("--service", default="", help="service name; empty = the whole server")
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for a reply")

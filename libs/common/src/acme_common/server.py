@@ -22,6 +22,7 @@ from acme_common.security import server_credentials
 from acme_common.server_interceptor import ServerInterceptor
 from acme_common.settings import ServerSettings
 from acme_common.tracing import server_interceptors
+from acme_common.workers import worker_index
 
 log = logging.getLogger("acme.server")
 
@@ -82,6 +83,15 @@ class ServiceHost:
             add_introspection(self.server, names)
         address = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
         credentials = server_credentials(self.settings)
+        # One admin server per process group: with GRPC_WORKERS the first worker serves it (a
+        # second could not bind it, and health follows the same drain in every worker).
+        if self.settings.admin_port is not None and worker_index() in (None, 0):
+            self.admin = AdminServer(
+                self.health, names, admin_options(self.settings),
+                self.settings.grpc_max_concurrent_rpcs,
+            )  # fmt: skip
+            # Bound before the main port: a taken ADMIN_PORT stops the start before serving.
+            self.admin_port = self.admin.bind(self.settings.grpc_host, self.settings.admin_port)
         try:
             if credentials is None:
                 self.port = self.server.add_insecure_port(address)
@@ -92,11 +102,8 @@ class ServiceHost:
         await self.server.start()
         for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        if self.settings.admin_port is not None:  # after SERVING: probes see a ready server
-            self.admin = AdminServer(self.health, names)
-            self.admin_port = await self.admin.start(
-                self.settings.grpc_host, self.settings.admin_port
-            )
+        if self.admin is not None:  # after SERVING: probes see a ready server
+            await self.admin.start()
         log.info(
             "serving",
             extra={
@@ -171,6 +178,12 @@ def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
         # only identity (measured with grpcio 1.85).
         ("grpc.default_compression_level", _COMPRESSION_LEVELS[settings.grpc_compression]),
     ]
+
+
+def admin_options(settings: ServerSettings) -> list[tuple[str, int]]:
+    """The main server's options for the admin server, which binds its port alone."""
+    options = [option for option in server_options(settings) if option[0] != "grpc.so_reuseport"]
+    return [*options, ("grpc.so_reuseport", 0)]
 
 
 _LONGER_THAN_ANY_GRACE = 3600.0  # seconds; stop() ends the grace period itself

@@ -18,6 +18,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from acme_common import pem
+
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 # Message compression (gRPC's grpc-encoding): gzip and deflate are what grpc core implements.
@@ -34,6 +36,11 @@ def _split_tokens(value: object) -> object:
     if isinstance(value, str):
         return tuple(token.strip() for token in value.split(",") if token.strip())
     return value
+
+
+def _none_when_off(value: object) -> object:
+    """ "" and 0 switch an optional port off (an overlay can blank a ConfigMap key)."""
+    return None if value in ("", "0", 0) else value
 
 
 def _existing_file(path: Path) -> Path:
@@ -146,10 +153,10 @@ class ServerSettings(ProcessSettings):
     tls_client_ca_file: PemFile | None = Field(
         default=None, description="CA (PEM) that client certificates must chain to: mTLS."
     )
-    admin_port: Port | None = Field(
+    admin_port: Annotated[Port | None, BeforeValidator(_none_when_off)] = Field(
         default=None,
         description="Plaintext port for health, reflection and channelz (cluster network "
-        "only); unset = none.",
+        "only); unset, empty or 0 = none.",
     )
     admin_services_on_main_port: bool = Field(
         default=True, description="Serve reflection and channelz on the main port too."
@@ -168,6 +175,12 @@ class ServerSettings(ProcessSettings):
             raise ValueError("TLS_CERT_FILE and TLS_KEY_FILE must be set together")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("TLS_CLIENT_CA_FILE (mTLS) needs TLS_CERT_FILE and TLS_KEY_FILE")
+        ports = {"GRPC_PORT": self.grpc_port, "METRICS_PORT": self.metrics_port}
+        ports["ADMIN_PORT"] = self.admin_port or 0
+        fixed = [(name, port) for name, port in ports.items() if port]
+        if len({port for _, port in fixed}) < len(fixed):
+            raise ValueError(f"two ports are the same: {', '.join(f'{n}={p}' for n, p in fixed)}")
+        _check_pem_files(self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file)
         return self
 
 
@@ -214,7 +227,27 @@ class ClientSettings(BaseSettings):
             raise ValueError("TLS_CERT_FILE and TLS_KEY_FILE must be set together")
         if self.tls_cert_file is not None and self.tls_ca_file is None:
             raise ValueError("a client certificate (mTLS) needs TLS_CA_FILE too")
+        _check_pem_files(self.tls_cert_file, self.tls_key_file, None)
+        if self.tls_ca_file is not None:  # a server's own self-signed certificate may be its root
+            pem.certificates(_read(self.tls_ca_file), self.tls_ca_file)
         return self
+
+
+def _check_pem_files(cert: Path | None, key: Path | None, ca: Path | None) -> None:
+    """ValueError naming the file unless the configured TLS files are what TLS will use: a
+    certificate and its own key, a bundle of CA certificates (acme_common.pem)."""
+    if cert is not None and key is not None:
+        pem.check_pair(_read(cert), cert, _read(key), key)
+    if ca is not None:
+        pem.check_ca_bundle(_read(ca), ca)
+
+
+def _read(path: Path) -> bytes:
+    """The file's bytes; ValueError (a settings error) when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror}") from None
 
 
 def load_settings(settings_type: type[SettingsT]) -> SettingsT:
@@ -225,10 +258,13 @@ def load_settings(settings_type: type[SettingsT]) -> SettingsT:
         prefix = str(settings_type.model_config.get("env_prefix") or "")
         lines = [f"invalid configuration for {settings_type.__name__}:"]
         for problem in error.errors():
-            variable = prefix + "_".join(str(part) for part in problem["loc"]).upper()
+            loc = "_".join(str(part) for part in problem["loc"]).upper()
+            variable = prefix + loc if loc else ""
             secret = any(word in variable for word in ("TOKEN", "KEY"))
             hidden = secret or problem["type"] == "missing" or not problem["loc"]
             shown = "" if hidden else f" (got {problem.get('input')!r})"
-            lines.append(f"  {variable or prefix.rstrip('_')}: {problem['msg']}{shown}")
+            message = problem["msg"].removeprefix("Value error, ")
+            name = variable or prefix.rstrip("_")
+            lines.append(f"  {name}: {message}{shown}" if name else f"  {message}")
         print("\n".join(lines), file=sys.stderr)
         raise SystemExit(2) from None
