@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from acme_common.settings import ClientSettings, ServerSettings
+from acme_common.settings import ClientSettings, ProcessSettings, ServerSettings
 from tools.validate_k8s import kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,41 +36,57 @@ class App:
 
     name: str
     image: str
-    port: int
-    health: str
+    port: int  # the gRPC port (kind grpc) or the HTTP port (kind http)
+    health: str  # the readiness probe's grpc.health.v1 service, or HTTP path
     variables: frozenset[str]  # every environment variable its settings read
+    kind: str = "grpc"  # "grpc": a ServerSettings service; "http": an HTTP process (the gateway)
+
+    @property
+    def prefix(self) -> str:
+        """Its own variables' prefix: GRPC_PORT, GRPC_GRACE_PERIOD, ... or GATEWAY_PORT, ..."""
+        return "GRPC" if self.kind == "grpc" else self.name.replace("-", "_").upper()
+
+    @property
+    def port_name(self) -> str:
+        return self.kind
 
 
 def discovered_apps() -> dict[str, App]:
-    """Every service under services/ as its code says: its settings' default gRPC port, and
-    the health name of its proto service (acme.<name>.v1.<Name>Service, the scaffold's
-    convention); image and Kubernetes name are the package name with dashes."""
+    """Every service under services/ as its code says. A gRPC service (a ServerSettings): its
+    settings' default gRPC port and the health name of its proto service
+    (acme.<name>.v1.<Name>Service, the scaffold's convention). An HTTP process (a
+    ProcessSettings only, the gateway): its `<package>_port` and HEALTH_PATH. Image and
+    Kubernetes name are the package name with dashes."""
     apps: dict[str, App] = {}
     for settings_file in sorted(ROOT.glob("services/*/src/*/settings.py")):
         package = settings_file.parent.name
         module = importlib.import_module(f"{package}.settings")
         types = [value for value in vars(module).values() if isinstance(value, type)]
         servers = [t for t in types if issubclass(t, ServerSettings) and t is not ServerSettings]
-        if not servers:
-            # Not a gRPC server (the HTTP gateway: its settings are a ProcessSettings, with no
-            # gRPC port or grpc.health.v1 to check); its manifests follow other rules.
-            continue
-        [settings_type] = servers
+        processes = [
+            t for t in types if issubclass(t, ProcessSettings) and t.__module__ == module.__name__
+        ]
+        [settings_type] = servers or processes
         clients = [t for t in types if issubclass(t, ClientSettings) and t is not ClientSettings]
         variables = {name.upper() for name in settings_type.model_fields}
         for client in clients:
             prefix = str(client.model_config.get("env_prefix") or "")
             variables |= {(prefix + name).upper() for name in client.model_fields}
-        port = settings_type.model_fields["grpc_port"].default
         camel = "".join(part[:1].upper() + part[1:] for part in package.split("_"))
         name = package.replace("_", "-")
-        health = f"acme.{package}.v1.{camel}Service"
-        apps[name] = App(name, f"acme/{name}", port, health, frozenset(variables))
+        if servers:
+            port = settings_type.model_fields["grpc_port"].default
+            health, kind = f"acme.{package}.v1.{camel}Service", "grpc"
+        else:
+            port = settings_type.model_fields[f"{package}_port"].default
+            health, kind = HEALTH_PATH, "http"
+        apps[name] = App(name, f"acme/{name}", port, health, frozenset(variables), kind)
     return apps
 
 
+HEALTH_PATH = "/healthz"  # an HTTP process's health endpoint (200 serving, 503 draining)
 APPS = discovered_apps()
-HEADLESS_SERVICE = "greeter"  # what caller's GREETER_TARGET must resolve through
+GRPC_APPS = {name: app for name, app in APPS.items() if app.kind == "grpc"}
 # The services the overlays and the TLS component tune by name (replicas, resources, mTLS);
 # a scaffolded service runs with the base's values until someone adds it there.
 TUNED = ("greeter", "caller")
@@ -185,6 +201,7 @@ class Manifests:
         self.problems: list[str] = []
         self.envs: dict[str, dict[str, EnvVar]] = {}  # app name -> its container's environment
         self.tls_secrets: dict[str, str] = {}  # app name -> the Secret its TLS files come from
+        self.certificates_by_secret: dict[str, Obj] = {}  # cert-manager's, by the Secret written
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append(f"{where}: {message}")
@@ -268,10 +285,10 @@ class Manifests:
             elif "secretKeyRef" in value_from:
                 ref = value_from["secretKeyRef"]
                 secret = self.secret_data(ref["name"])
-                if secret is not None and ref["key"] not in secret:
+                if secret is not None and ref["key"] not in secret and not ref.get("optional"):
                     self.problem(where, f"{name}: Secret {ref['name']} has no key {ref['key']}")
                     continue
-                env[name] = EnvVar(None if secret is None else secret[ref["key"]], "secret")
+                env[name] = EnvVar((secret or {}).get(ref["key"]), "secret")
             elif "fieldRef" in value_from:
                 env[name] = EnvVar(None, f"field:{value_from['fieldRef']['fieldPath']}")
             else:
@@ -284,10 +301,8 @@ class Manifests:
         for app in APPS.values():
             self.check_deployment(app)
             self.check_service(app)
-        self.check_greeter_target()
-        self.check_greeter_tls()
         self.check_certificates()
-        self.check_tokens()
+        self.check_targets()
         self.check_secrets_shipped()
         self.check_autoscalers()
         self.check_disruption_budgets()
@@ -314,14 +329,21 @@ class Manifests:
         self.check_image(where, app, container)
         self.check_security(where, pod, container)
         env = self.envs[app.name] = self.environment(where, container)
-        for variable in CONFIG_FROM_CONFIGMAP:
+        grpc = app.kind == "grpc"
+        from_configmap = CONFIG_FROM_CONFIGMAP if grpc else (
+            f"{app.prefix}_PORT", f"{app.prefix}_GRACE_PERIOD", "LOG_LEVEL", "LOG_FORMAT"
+        )  # fmt: skip
+        for variable in from_configmap:
             if variable not in env or env[variable].source != "configmap":
                 self.problem(where, f"{variable} must come from a ConfigMap")
         self.check_ports(where, app, container, env, template)
-        admin_port = self.check_admin_port(where, container, env)
-        self.check_probes(where, app, container, admin_port)
-        self.check_ingress(where, deployment, container)
-        self.check_shutdown(where, pod, container, env)
+        if grpc:
+            admin_port = self.check_admin_port(where, container, env)
+            self.check_probes(where, app, container, admin_port)
+        else:
+            self.check_http_probes(where, app, container)
+        self.check_ingress(where, deployment, container, app.port_name)
+        self.check_shutdown(where, app, pod, container, env)
         self.check_resources(where, container)
         self.check_runtime_env(where, app, env)
         self.check_tls(where, app, pod, container, env)
@@ -382,15 +404,17 @@ class Manifests:
     def check_ports(
         self, where: str, app: App, container: Obj, env: dict[str, EnvVar], template: Obj
     ) -> None:
-        """Check the grpc and metrics ports."""
-        grpc = named(container.get("ports"), "grpc")
-        configured = env.get("GRPC_PORT")
-        grpc_port = None if grpc is None else grpc.get("containerPort")
-        if grpc_port != app.port:
-            self.problem(where, f"container port named grpc is {grpc_port}, not {app.port}")
-        if configured is None or configured.value != str(grpc_port):
+        """Check the main port (named grpc or http, set by GRPC_PORT or <PREFIX>_PORT) and
+        the metrics port."""
+        kind, variable = app.port_name, f"{app.prefix}_PORT"
+        main = named(container.get("ports"), kind)
+        configured = env.get(variable)
+        main_port = None if main is None else main.get("containerPort")
+        if main_port != app.port:
+            self.problem(where, f"container port named {kind} is {main_port}, not {app.port}")
+        if configured is None or configured.value != str(main_port):
             got = None if configured is None else configured.value
-            self.problem(where, f"GRPC_PORT {got} != container port named grpc {grpc_port}")
+            self.problem(where, f"{variable} {got} != container port named {kind} {main_port}")
         metrics = named(container.get("ports"), "metrics")
         metrics_port = None if metrics is None else metrics.get("containerPort")
         metrics_env = env.get("METRICS_PORT")
@@ -442,7 +466,22 @@ class Manifests:
             if grpc.get("service", "") != service:
                 self.problem(where, f"{kind} service {grpc.get('service')!r} is not {service!r}")
 
-    def check_ingress(self, where: str, deployment: Obj, container: Obj) -> None:
+    def check_http_probes(self, where: str, app: App, container: Obj) -> None:
+        """An HTTP process: startup and readiness GET its health path on its port (503 from
+        SIGTERM on takes it out of the endpoints); liveness asks no more than the port (the
+        health path is 503 through the drain)."""
+        port = (app.port_name, app.port)
+        for kind in ("startupProbe", "readinessProbe"):
+            get = dig(container, kind, "httpGet")
+            if not isinstance(get, dict):
+                self.problem(where, f"{kind} must be an httpGet probe")
+            elif get.get("path") != app.health or get.get("port") not in port:
+                self.problem(where, f"{kind} must GET {app.health} on port {app.port_name}")
+        liveness = container.get("livenessProbe") or {}
+        if dig(liveness, "tcpSocket", "port") not in port:
+            self.problem(where, f"livenessProbe must be a tcpSocket probe of port {app.port_name}")
+
+    def check_ingress(self, where: str, deployment: Obj, container: Obj, main: str) -> None:
         """NetworkPolicies admit the grpc and metrics ports and not the admin port (which
         answers anyone without a token; the node's probes are always admitted)."""
         labels = self.pod_labels(deployment)
@@ -463,22 +502,24 @@ class Manifests:
         def admits(name: str) -> bool:
             return every_port or name in admitted or numbers.get(name) in admitted
 
-        for name in ("grpc", "metrics"):
+        for name in (main, "metrics"):
             if not admits(name):
                 self.problem(where, f"no NetworkPolicy admits the {name} port")
         if admits("admin"):
             self.problem(where, "a NetworkPolicy admits the plaintext admin port")
 
-    def check_shutdown(self, where: str, pod: Obj, container: Obj, env: dict[str, EnvVar]) -> None:
-        grace_var = env.get("GRPC_GRACE_PERIOD")
-        delay_var = env.get("GRPC_DRAIN_DELAY")
+    def check_shutdown(
+        self, where: str, app: App, pod: Obj, container: Obj, env: dict[str, EnvVar]
+    ) -> None:
+        grace_name, delay_name = f"{app.prefix}_GRACE_PERIOD", f"{app.prefix}_DRAIN_DELAY"
+        grace_var, delay_var = env.get(grace_name), env.get(delay_name)
         try:
             grace = float(grace_var.value) if grace_var and grace_var.value else None
             delay = float(delay_var.value) if delay_var and delay_var.value else 0.0
         except ValueError:
             grace = None
         if grace is None:
-            self.problem(where, "GRPC_GRACE_PERIOD must be set to a number of seconds")
+            self.problem(where, f"{grace_name} must be set to a number of seconds")
             return
         pre_stop = dig(container, "lifecycle", "preStop", default={}) or {}
         sleep = float(dig(pre_stop, "sleep", "seconds", default=0))
@@ -489,8 +530,8 @@ class Manifests:
         if not termination > grace + delay + sleep:
             self.problem(
                 where,
-                f"terminationGracePeriodSeconds {termination} must exceed GRPC_GRACE_PERIOD "
-                f"{grace:g} + GRPC_DRAIN_DELAY {delay:g} + preStop sleep {sleep:g}",
+                f"terminationGracePeriodSeconds {termination} must exceed {grace_name} "
+                f"{grace:g} + {delay_name} {delay:g} + preStop sleep {sleep:g}",
             )
 
     def check_resources(self, where: str, container: Obj) -> None:
@@ -511,8 +552,9 @@ class Manifests:
         def value(name: str) -> str | None:
             return env[name].value if name in env else None
 
-        if value("GRPC_HOST") != "0.0.0.0":
-            self.problem(where, "GRPC_HOST must be 0.0.0.0")
+        host = f"{app.prefix}_HOST"
+        if value(host) not in ("0.0.0.0", None if app.kind == "http" else "unset"):
+            self.problem(where, f"{host} must be 0.0.0.0")  # http: unset = its default, 0.0.0.0
         if value("LOG_FORMAT") not in ("json", "text"):
             self.problem(where, f"LOG_FORMAT {value('LOG_FORMAT')} is not json or text")
         if value("LOG_LEVEL") not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -522,10 +564,8 @@ class Manifests:
         instance = env.get("INSTANCE_NAME")
         if instance is None or instance.source != "field:metadata.name":
             self.problem(where, "INSTANCE_NAME must come from the pod name (downward API)")
-        needed = ["AUTH_TOKENS"] + (["GREETER_AUTH_TOKEN"] if app.name == "caller" else [])
-        for name in needed:
-            if name not in env:
-                self.problem(where, f"{name} is not set")
+        if "AUTH_TOKENS" not in env:
+            self.problem(where, "AUTH_TOKENS is not set")
         for name, var in env.items():
             if SECRET_LIKE.search(name) and var.source != "secret":
                 self.problem(where, f"{name} must come from a Secret, not {var.source}")
@@ -536,19 +576,23 @@ class Manifests:
         """TLS files: settings the service reads, set in pairs, read from the keys of a
         read-only Secret volume; in a mutual-TLS overlay, the main port requires client
         certificates and the admin services are off it."""
-        if self.require_mtls:
+        if self.require_mtls and app.kind == "grpc":
             for name in ("TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CLIENT_CA_FILE"):
                 if name not in env:
                     self.problem(where, f"{name} is not set: this overlay serves mutual TLS")
             if (env.get("ADMIN_SERVICES_ON_MAIN_PORT") or EnvVar(None, "unset")).value != "false":
                 self.problem(where, "ADMIN_SERVICES_ON_MAIN_PORT must be false with mutual TLS")
+        clients = [name.removesuffix("TARGET") for name in env if name.endswith("_TARGET")]
+        if self.require_mtls:
+            for client in clients:
+                for name in ("TLS_CA_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE"):
+                    if client + name not in env:
+                        self.problem(where, f"{client}{name} is not set: this overlay is mTLS")
         files = {n: v for n, v in env.items() if TLS_FILE.search(n)}
         if not files:
             return
-        for cert, key in [
-            ("TLS_CERT_FILE", "TLS_KEY_FILE"),
-            ("GREETER_TLS_CERT_FILE", "GREETER_TLS_KEY_FILE"),
-        ]:
+        for prefix in ["", *clients]:
+            cert, key = f"{prefix}TLS_CERT_FILE", f"{prefix}TLS_KEY_FILE"
             if (cert in env) != (key in env):
                 self.problem(where, f"{cert} and {key} must be set together")
         mount = next(
@@ -589,55 +633,12 @@ class Manifests:
         for exposed in dig(service, "spec", "ports", default=[]) or []:
             if exposed.get("targetPort") in ("admin", ADMIN_PORT) or exposed.get("name") == "admin":
                 self.problem(where, "exposes the plaintext admin port (probes reach pods directly)")
-        port = named(dig(service, "spec", "ports"), "grpc")
+        kind = app.port_name
+        port = named(dig(service, "spec", "ports"), kind)
         if port is None:
-            self.problem(where, "no port named grpc")
-        elif port.get("port") != app.port or port.get("targetPort") not in ("grpc", app.port):
-            self.problem(where, f"port grpc must be {app.port} -> targetPort grpc")
-        if app.name == HEADLESS_SERVICE:
-            if dig(service, "spec", "clusterIP") != "None":
-                self.problem(where, "must be headless (clusterIP: None) for round_robin")
-            if dig(service, "spec", "publishNotReadyAddresses"):
-                self.problem(where, "must not publish pods that are not ready")
-
-    def check_greeter_target(self) -> None:
-        where = "Deployment/caller"
-        greeter = self.find("Deployment", "greeter")
-        service = self.find("Service", HEADLESS_SERVICE)
-        if "caller" not in self.envs or greeter is None or service is None:
-            return  # reported by the Deployment and Service checks
-        target = self.envs["caller"].get("GREETER_TARGET")
-        text = target.value if target else None
-        match = re.fullmatch(r"dns:///([a-z0-9.-]+?)\.?:([0-9]+)", text or "")
-        if match is None:
-            self.problem(where, f"GREETER_TARGET {text!r} must be dns:///<greeter service>:<port>")
-            return
-        host, port = match.group(1).split("."), int(match.group(2))
-        namespace = dig(service, "metadata", "namespace")
-        if host[0] != HEADLESS_SERVICE or (len(host) > 1 and host[1] != namespace):
-            self.problem(where, f"GREETER_TARGET {text} is not the Service {HEADLESS_SERVICE}")
-        if host[2:] not in ([], ["svc"], ["svc", "cluster", "local"]):
-            self.problem(where, f"GREETER_TARGET {text}: unexpected domain")
-        greeter_container = named(dig(greeter, "spec", "template", "spec", "containers"), "greeter")
-        greeter_port = dig(named(dig(greeter_container, "ports"), "grpc"), "containerPort")
-        # Headless: DNS gives pod IPs, so the target's port is the pods' port, not a Service's.
-        if port != greeter_port:
-            self.problem(where, f"GREETER_TARGET port {port} != greeter's grpc port {greeter_port}")
-
-    def check_greeter_tls(self) -> None:
-        """caller speaks to greeter the way greeter listens: TLS, and mTLS with a client cert."""
-        server, client = self.envs.get("greeter"), self.envs.get("caller")
-        if server is None or client is None:
-            return
-        if ("TLS_CERT_FILE" in server) != ("GREETER_TLS_CA_FILE" in client):
-            self.problem(
-                "Deployment/caller",
-                "GREETER_TLS_CA_FILE must be set exactly when greeter sets TLS_CERT_FILE",
-            )
-        if "TLS_CLIENT_CA_FILE" in server and "GREETER_TLS_CERT_FILE" not in client:
-            self.problem(
-                "Deployment/caller", "greeter requires client certificates: GREETER_TLS_CERT_FILE"
-            )
+            self.problem(where, f"no port named {kind}")
+        elif port.get("port") != app.port or port.get("targetPort") not in (kind, app.port):
+            self.problem(where, f"port {kind} must be {app.port} -> targetPort {kind}")
 
     def check_certificates(self) -> None:
         """Where cert-manager Certificates are rendered: one issues each service's TLS Secret,
@@ -650,7 +651,9 @@ class Manifests:
         ]
         if not certificates:
             return  # the Secrets are made out of band
-        by_secret = {dig(c, "spec", "secretName"): c for c in certificates}
+        by_secret = self.certificates_by_secret = {
+            dig(c, "spec", "secretName"): c for c in certificates
+        }
         issuers = {str(dig(c, "spec", "issuerRef")) for c in certificates}
         if len(issuers) != 1:
             self.problem("Certificate", f"service certificates have different issuers {issuers}")
@@ -668,30 +671,70 @@ class Manifests:
             usages = set(dig(certificate, "spec", "usages", default=[]) or [])
             client = any(n.endswith("_TLS_CERT_FILE") and n != "TLS_CERT_FILE"
                          for n in self.envs.get(app_name, {}))  # fmt: skip
-            for usage in ["server auth", *(["client auth"] if client else [])]:
+            server = APPS[app_name].kind == "grpc" if app_name in APPS else True
+            needed = [*(["server auth"] if server else []), *(["client auth"] if client else [])]
+            for usage in needed:
                 if usage not in usages:
                     self.problem(where, f"usages {sorted(usages)} lack {usage!r}")
-        target = self.envs.get("caller", {}).get("GREETER_TARGET")
-        greeter = by_secret.get(self.tls_secrets.get("greeter"))
-        match = re.fullmatch(r"dns:///([^:/]+?)\.?:[0-9]+", (target and target.value) or "")
-        if match and greeter is not None:
-            greeter_names = dig(greeter, "spec", "dnsNames", default=[]) or []
-            if match.group(1) not in greeter_names:
-                self.problem(
-                    "Deployment/caller",
-                    f"GREETER_TARGET host {match.group(1)} is not in greeter's dnsNames "
-                    f"{greeter_names}",
-                )
 
-    def check_tokens(self) -> None:
-        """caller presents GREETER_AUTH_TOKEN; greeter must accept it (when both are rendered)."""
-        unset = EnvVar(None, "unset")
-        presented = self.envs.get("caller", {}).get("GREETER_AUTH_TOKEN", unset).value
-        accepted = self.envs.get("greeter", {}).get("AUTH_TOKENS", unset).value
-        if presented is None or accepted is None:
-            return  # Secrets made outside the overlay
-        if presented not in [token.strip() for token in accepted.split(",")]:
-            self.problem("Secret", "caller's GREETER_AUTH_TOKEN is not in greeter's AUTH_TOKENS")
+    def check_targets(self) -> None:
+        """Every `<PREFIX>_TARGET` of every app: dns:///<Service>:<port> of a gRPC app's
+        headless Service (DNS gives pod IPs: round_robin balances per call, and the port is
+        the pods' grpc port), dialled the way that app listens (TLS, a client certificate for
+        mTLS, a token it accepts, a name in its Certificate)."""
+        for client_name, env in self.envs.items():
+            where = f"Deployment/{client_name}"
+            for variable, target in env.items():
+                if variable.endswith("_TARGET"):
+                    prefix = variable.removesuffix("TARGET")
+                    self.check_target(where, client_name, prefix, target.value or "")
+
+    def check_target(self, where: str, client: str, prefix: str, text: str) -> None:
+        variable = f"{prefix}TARGET"
+        match = re.fullmatch(r"dns:///([a-z0-9.-]+?)\.?:([0-9]+)", text)
+        if match is None:
+            self.problem(where, f"{variable} {text!r} must be dns:///<service>:<port>")
+            return
+        host, port = match.group(1).split("."), int(match.group(2))
+        name = host[0]
+        service, deployment = self.find("Service", name), self.find("Deployment", name)
+        if service is None or deployment is None or name not in GRPC_APPS:
+            self.problem(where, f"{variable} {text}: no Service {name} of a gRPC service")
+            return
+        namespace = dig(service, "metadata", "namespace")
+        if len(host) > 1 and host[1] != namespace:
+            self.problem(where, f"{variable} {text} is not in namespace {namespace}")
+        if host[2:] not in ([], ["svc"], ["svc", "cluster", "local"]):
+            self.problem(where, f"{variable} {text}: unexpected domain")
+        if dig(service, "spec", "clusterIP") != "None":
+            self.problem(f"Service/{name}", "must be headless (clusterIP: None) for round_robin")
+        if dig(service, "spec", "publishNotReadyAddresses"):
+            self.problem(f"Service/{name}", "must not publish pods that are not ready")
+        container = named(dig(deployment, "spec", "template", "spec", "containers"), name)
+        pods_port = dig(named(dig(container, "ports"), "grpc"), "containerPort")
+        if port != pods_port:
+            self.problem(where, f"{variable} port {port} != {name}'s grpc port {pods_port}")
+        server, client_env = self.envs.get(name, {}), self.envs[client]
+        if ("TLS_CERT_FILE" in server) != (f"{prefix}TLS_CA_FILE" in client_env):
+            self.problem(
+                where, f"{prefix}TLS_CA_FILE must be set exactly when {name} sets TLS_CERT_FILE"
+            )
+        if "TLS_CLIENT_CA_FILE" in server and f"{prefix}TLS_CERT_FILE" not in client_env:
+            self.problem(where, f"{name} requires client certificates: {prefix}TLS_CERT_FILE")
+        if "AUTH_TOKENS" in server and f"{prefix}AUTH_TOKEN" not in client_env:
+            self.problem(where, f"{prefix}AUTH_TOKEN is not set ({name} reads AUTH_TOKENS)")
+        accepted = server.get("AUTH_TOKENS", EnvVar(None, "unset")).value
+        presented = client_env.get(f"{prefix}AUTH_TOKEN", EnvVar(None, "unset")).value
+        tokens = [token.strip() for token in (accepted or "").split(",")]
+        if accepted is not None and presented is not None and presented not in tokens:  # dev
+            self.problem("Secret", f"{client}'s {variable[:-6]}AUTH_TOKEN is not in {name}'s "
+                         "AUTH_TOKENS")  # fmt: skip
+        certificate = self.certificates_by_secret.get(self.tls_secrets.get(name, ""))
+        names = dig(certificate, "spec", "dnsNames", default=[]) or []
+        if certificate is not None and match.group(1) not in names:
+            self.problem(
+                where, f"{variable} host {match.group(1)} is not in {name}'s dnsNames {names}"
+            )
 
     def check_secrets_shipped(self) -> None:
         """An overlay ships every Secret its pods use (dev) or none of them (prod: the

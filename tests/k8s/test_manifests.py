@@ -24,6 +24,7 @@ import yaml
 from tests.k8s.manifests import (
     ADMIN_PORT,
     APPS,
+    GRPC_APPS,
     K8S,
     NAME_LABEL,
     OVERLAYS,
@@ -137,7 +138,7 @@ def test_prod_serves_mutual_tls_and_probes_the_admin_port() -> None:
     prod = overlay_dir("prod")
     manifests = Manifests(render(prod), kustomize_images(prod), require_mtls=True)
     manifests.check()
-    for name in APPS:
+    for name in GRPC_APPS:
         deployment = manifests.find("Deployment", name)
         container = named(dig(deployment, "spec", "template", "spec", "containers"), name) or {}
         env = manifests.envs[name]
@@ -151,6 +152,8 @@ def test_prod_serves_mutual_tls_and_probes_the_admin_port() -> None:
         assert env["ADMIN_PORT"].value == str(ADMIN_PORT)
         assert env["ADMIN_SERVICES_ON_MAIN_PORT"].value == "false"
     assert {"GREETER_TLS_CA_FILE", "GREETER_TLS_CERT_FILE"} <= manifests.envs["caller"].keys()
+    # The gateway's HTTP port is plaintext (TLS ends at the Ingress); its calls to caller are mTLS.
+    assert {"CALLER_TLS_CA_FILE", "CALLER_TLS_CERT_FILE"} <= manifests.envs["gateway"].keys()
     assert manifests.problems == []
 
 
@@ -312,6 +315,10 @@ def reject_callers_token(objects: list[Obj]) -> None:
     secret(objects, "greeter-auth")["data"]["AUTH_TOKENS"] = base64.b64encode(b"other").decode()
 
 
+def reject_gateways_token(objects: list[Obj]) -> None:
+    secret(objects, "gateway-auth")["data"]["CALLER_AUTH_TOKEN"] = base64.b64encode(b"x").decode()
+
+
 def drop_label(objects: list[Obj]) -> None:
     del one(objects, "Service", "caller")["metadata"]["labels"][PART_OF[0]]
 
@@ -438,12 +445,12 @@ CASES = [
     Case(
         "greeter-target-service",
         on_configmap("caller-config", "GREETER_TARGET", "dns:///greeter-lb:50051"),
-        "is not the Service greeter",
+        "no Service greeter-lb of a gRPC service",
     ),
     Case(
         "greeter-target-namespace",
         on_configmap("caller-config", "GREETER_TARGET", "dns:///greeter.other.svc:50051"),
-        "is not the Service greeter",
+        "is not in namespace",
     ),
     Case(
         "grace-period",
@@ -640,6 +647,55 @@ CASES = [
         on("Certificate", "caller", set_in(["spec", "issuerRef", "name"], "other-ca")),
         "different issuers",
         overlays=("prod-cert-manager",),
+    ),
+    Case(
+        "gateway-readiness-path",
+        on_container("gateway", set_in(["readinessProbe", "httpGet", "path"], "/health")),
+        "readinessProbe must GET /healthz on port http",
+    ),
+    Case(
+        "gateway-liveness-on-health-path",
+        on_container(
+            "gateway", set_in(["livenessProbe"], {"httpGet": {"path": "/healthz", "port": "http"}})
+        ),
+        "livenessProbe must be a tcpSocket probe of port http",
+    ),
+    Case(
+        "gateway-port-in-configmap",
+        on_configmap("gateway-config", "GATEWAY_PORT", "8081"),
+        "GATEWAY_PORT 8081 != container port named http 8080",
+    ),
+    Case(
+        "gateway-grace-period",
+        on_configmap("gateway-config", "GATEWAY_GRACE_PERIOD", "40"),
+        "must exceed GATEWAY_GRACE_PERIOD 40",
+    ),
+    Case(
+        "gateway-http-port-not-admitted",
+        on(*POLICY, remove_in(["spec", "ingress", 0, "ports", 1])),
+        "Deployment/gateway: no NetworkPolicy admits the http port",
+    ),
+    Case(
+        "gateway-target-port",
+        on_configmap("gateway-config", "CALLER_TARGET", "dns:///caller:50051"),
+        "CALLER_TARGET port 50051 != caller's grpc port 50052",
+    ),
+    Case(
+        "caller-not-headless",
+        on("Service", "caller", remove_in(["spec", "clusterIP"])),
+        "Service/caller: must be headless",
+    ),
+    Case(
+        "gateway-token-rejected",
+        reject_gateways_token,
+        "gateway's CALLER_AUTH_TOKEN is not in caller's AUTH_TOKENS",
+        overlays=("dev",),
+    ),
+    Case(
+        "gateway-without-client-certificate",
+        drop_env("gateway", "CALLER_TLS_CERT_FILE"),
+        "caller requires client certificates: CALLER_TLS_CERT_FILE",
+        overlays=("prod",),
     ),
     Case("missing-label", drop_label, "needs label app.kubernetes.io/part-of"),
 ]

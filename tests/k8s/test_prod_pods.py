@@ -1,5 +1,5 @@
-"""The prod overlay's pods, run as local processes: every service started with the environment
-its rendered Deployment gives it (ConfigMaps, Secrets, the TLS files of components/tls laid out
+"""The prod overlay's gRPC pods, run as local processes: every gRPC service started with the
+environment its rendered Deployment gives it (ConfigMaps, Secrets, the TLS files of components/tls laid out
 as the kubelet lays out a Secret volume, certificates shaped like components/cert-manager's),
 then probed as the kubelet probes it and called as its clients call it over mutual TLS.
 
@@ -29,7 +29,7 @@ from acme_common import health_probe
 from acme_devkit.ports import HOST, free_port
 from acme_devkit.processes import ServiceProcess
 from tests.k8s.manifests import (
-    APPS,
+    GRPC_APPS,
     K8S,
     TLS_DIR,
     App,
@@ -153,10 +153,10 @@ def pods(
     manifests = Manifests(render(prod), kustomize_images(prod), require_mtls=True)
     assert manifests.check() == []
     root = tmp_path_factory.mktemp("prod-pods")
-    ports = {name: {p: free_port() for p in ("grpc", "admin", "metrics")} for name in APPS}
+    ports = {name: {p: free_port() for p in ("grpc", "admin", "metrics")} for name in GRPC_APPS}
     started: dict[str, Pod] = {}
     try:
-        for name, app in APPS.items():
+        for name, app in GRPC_APPS.items():
             deployment = manifests.find("Deployment", name)
             container = named(dig(deployment, "spec", "template", "spec", "containers"), name)
             assert container is not None
