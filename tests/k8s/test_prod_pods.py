@@ -1,7 +1,8 @@
 """The prod overlay's gRPC pods, run as local processes: every gRPC service started with the
-environment its rendered Deployment gives it (ConfigMaps, Secrets, the TLS files of components/tls laid out
-as the kubelet lays out a Secret volume, certificates shaped like components/cert-manager's),
-then probed as the kubelet probes it and called as its clients call it over mutual TLS.
+environment its rendered Deployment gives it (ConfigMaps, Secrets, the TLS files of
+components/tls laid out as the kubelet lays out a Secret volume, certificates shaped like
+components/cert-manager's), then probed as the kubelet probes it and called as its clients
+call it over mutual TLS.
 
 What is not the cluster's is swapped for loopback: free ports for GRPC_PORT, ADMIN_PORT and
 METRICS_PORT (the probes' port follows ADMIN_PORT), 127.0.0.1 for GRPC_HOST, and a
