@@ -36,6 +36,7 @@ class Variant:
     label: str
     start: Callable[[Path], procs.ServerProcess]
     token: str | None = TOKEN
+    part: bool = False  # row 3 with one part off: the difference is what the part costs
 
 
 def greeter_variant(name: str, *args: str) -> Callable[[Path], procs.ServerProcess]:
@@ -59,18 +60,34 @@ VARIANTS = [
     Variant("row 2: bare grpc.aio server", launch.aio_server, token=None),
     Variant("row 3: greeter, production stack", lambda logs: launch.greeter("full", logs, TOKEN)),
     Variant(
+        "row 2u: bare grpc.aio server on uvloop",
+        lambda logs: launch.aio_server(logs, "uvloop"),
+        token=None,
+    ),
+    Variant(
+        "row 3 on uvloop (EVENT_LOOP=uvloop)",
+        lambda logs: launch.greeter("uvloop", logs, TOKEN, extra_env={"EVENT_LOOP": "uvloop"}),
+    ),
+    Variant(
+        "row 3 on asyncio (EVENT_LOOP=asyncio)",
+        lambda logs: launch.greeter("asyncio", logs, TOKEN, extra_env={"EVENT_LOOP": "asyncio"}),
+    ),
+    Variant(
         "row 3 without the access log (LOG_LEVEL=WARNING)",
         lambda logs: launch.greeter("nolog", logs, TOKEN, log_level="WARNING"),
+        part=True,
     ),
     Variant(
         "row 3 without auth (AUTH_TOKENS empty)",
         lambda logs: launch.greeter("noauth", logs, ""),
         token=None,
+        part=True,
     ),
-    Variant("row 3 without metrics", greeter_variant("nometrics", "--metrics", "off")),
+    Variant("row 3 without metrics", greeter_variant("nometrics", "--metrics", "off"), part=True),
     Variant(
         "row 3 with a pass-through interceptor",
         greeter_variant("passthrough", "--interceptor", "passthrough"),
+        part=True,
     ),
 ]
 
@@ -108,29 +125,41 @@ def per_call(variant: Variant, logs: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args()
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="TEXT",
+        help="run only the variants whose label contains TEXT (repeatable; rows 2 and 3 "
+        "always run, as the table's reference)",
+    )
+    args = parser.parse_args()
+    variants = [
+        variant
+        for index, variant in enumerate(VARIANTS)
+        if index in (1, 2) or not args.only or any(text in variant.label for text in args.only)
+    ]
     missing = [tool for tool in ("valgrind", "h2load") if shutil.which(tool) is None]
     if missing:
         sys.exit(f"bench.instructions needs {' and '.join(missing)} (apt-get install valgrind)")
     logs = RESULTS / "instructions"
     logs.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(2) as pool:  # instruction counts do not mind sharing the cores
-        counts = list(pool.map(lambda variant: per_call(variant, logs), VARIANTS))
-    bare, full = counts[1], counts[2]
+        counts = list(pool.map(lambda variant: per_call(variant, logs), variants))
+    by_label = {variant.label: count for variant, count in zip(variants, counts, strict=True)}
+    bare, full = by_label[VARIANTS[1].label], by_label[VARIANTS[2].label]
     lines = [
         f"Instructions per SayHello call (callgrind; {MANY} - {FEW} calls, one at a time)",
         "",
         "| server | instructions per call | row 2 / this | what row 3 pays for the part |",
         "|---|---:|---:|---:|",
     ]
-    for index, (variant, count) in enumerate(zip(VARIANTS, counts, strict=True)):
-        cost = f"{full - count:,.0f}" if index > 2 else ""
+    for variant, count in zip(variants, counts, strict=True):
+        cost = f"{full - count:,.0f}" if variant.part else ""
         lines.append(f"| {variant.label} | {count:,.0f} | {bare / count:.2f} | {cost} |")
     table = "\n".join(lines)
     print(table)
     (RESULTS / "instructions.md").write_text(table + "\n")
-    results = {variant.label: count for variant, count in zip(VARIANTS, counts, strict=True)}
-    (RESULTS / "instructions.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / "instructions.json").write_text(json.dumps(by_label, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from acme_common.event_loop import EventLoop
+
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 # Message compression (gRPC's grpc-encoding): gzip and deflate are what grpc core implements.
@@ -67,6 +69,11 @@ class ServerSettings(BaseSettings):
     )
     grpc_workers: int = Field(
         default=1, ge=1, le=64, description="Server processes sharing the port (SO_REUSEPORT)."
+    )
+    event_loop: EventLoop = Field(
+        default="asyncio",
+        description="Event loop the server runs on: uvloop (libuv) or asyncio (the standard "
+        "library's). bench/README.md has the measurements behind the default.",
     )
     grpc_max_concurrent_rpcs: int = Field(
         default=1000,
