@@ -42,6 +42,12 @@ def aio_server(logs: Path, loop: str = "asyncio") -> ServerProcess:
     return ServerProcess(name, argv, logs / f"{name}.log", port=port)
 
 
+def grpclib_server(logs: Path) -> ServerProcess:
+    port = procs.free_port()
+    argv = python("bench.servers.grpclib_server", "--port", str(port))
+    return ServerProcess("grpclib-server", argv, logs / "grpclib-server.log", port=port)
+
+
 def cpp_server(binary: Path, logs: Path) -> ServerProcess:
     port = procs.free_port()
     argv = [str(binary), f"{procs.HOST}:{port}"]

@@ -15,7 +15,7 @@ T = TypeVar("T")
 def loop_factory(name: EventLoop) -> Callable[[], asyncio.AbstractEventLoop]:
     """What creates a new loop of that kind."""
     if name == "uvloop":
-        import uvloop  # noqa: PLC0415 - only processes that run on it import it
+        import uvloop
 
         return uvloop.new_event_loop
     return asyncio.new_event_loop
