@@ -152,8 +152,10 @@ class _OutgoingUnaryUnary:
 class _OutgoingChannel(grpc.aio.Channel):
     """A grpc.aio channel whose unary methods add what _Outgoing adds. Not a client
     interceptor on purpose: with one, grpc.aio runs every call through an extra task and
-    call object; this way a client call cost 304k instead of 414k instructions (callgrind,
-    one caller, bench/README.md "Caller hop"). Streaming methods are the channel's own."""
+    call object. Under callgrind (one caller, asyncio loop) an outgoing SayHello cost 414k
+    client instructions through _OutgoingInterceptor, 352k through this (a bare channel
+    doing none of this work: 304k); bench/README.md, "Caller hop". Streaming methods are
+    the channel's own."""
 
     def __init__(self, channel: grpc.aio.Channel, outgoing: _Outgoing) -> None:
         self._channel = channel
