@@ -107,9 +107,15 @@ def build(
             value = ratio["median"]
             ok = value >= target if kind == "min" else value <= target
             verdict = "PASS" if ok else "MISS"
+        sides = {
+            key: _median([run[metric] for run in by_key[key].runs if run.get(metric) is not None])
+            for key in (top, bottom)
+        }
         targets.append(
-            {"name": name, "value": value, "target": target, "kind": kind, "verdict": verdict}
-        )
+            {"name": name, "value": value, "target": target, "kind": kind, "verdict": verdict,
+             "runs": None if ratio is None else ratio["runs"], "metric": metric,
+             "sides": sides}
+        )  # fmt: skip
     if soak is None or "error" in soak or soak.get("growth_pct") is None:
         why = "not run" if soak is None else soak.get("error", "no samples")
         targets.append(
@@ -184,7 +190,15 @@ def markdown(results: dict[str, Any]) -> str:
         sign = ">=" if target["kind"] == "min" else "<="
         value = "-" if target["value"] is None else f"{target['value']:.2f}"
         limit = f"{sign} {target['target']:g}"
-        lines.append(f"- {target['verdict']}: {target['name']} = {value} (target {limit})")
+        detail = ""
+        if target.get("runs"):
+            runs = ", ".join(f"{ratio:.2f}" for ratio in target["runs"])
+            medians = ", ".join(
+                f"row {key}: {_num(median, 2 if target['metric'] == 'p50_ms' else 0)}"
+                for key, median in target["sides"].items()
+            )
+            detail = f"; runs {runs}; medians {medians} ({target['metric']})"
+        lines.append(f"- {target['verdict']}: {target['name']} = {value} (target {limit}{detail})")
     soak = results["soak"]
     if soak and "error" not in soak:
         lines += [
