@@ -1,22 +1,59 @@
 """Every test of the repository runs without the settings exported in the developer's shell
 (AUTH_TOKENS, GRPC_PORT, LOG_LEVEL, ...): tests that build settings in their own process read
 the environment, and must not depend on it. Service processes get a clean environment from
-acme_devkit too."""
+acme_devkit too.
+
+The event loop is the one exception, and only by an explicit option: `pytest --event-loop
+uvloop|asyncio` (nox -s tests_other_loop) runs the in-process tests on that loop and has
+acme_devkit start every service process with EVENT_LOOP set to it. Without the option both
+run on the services' default loop (ServerSettings' EVENT_LOOP default)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import cast, get_args
 
 import pytest
 
-from acme_devkit.environment import clean_environment
+from acme_common.event_loop import EventLoop, loop_factory
+from acme_common.settings import ServerSettings
+from acme_devkit.environment import TEST_EVENT_LOOP, clean_environment
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--event-loop",
+        choices=get_args(EventLoop),
+        default=None,
+        help="run the suite on this event loop: in-process tests and every service process "
+        "(EVENT_LOOP); default: the services' default loop",
+    )
+
+
+def chosen_event_loop(config: pytest.Config) -> EventLoop:
+    """The loop this session runs on: --event-loop, else the services' default."""
+    option = config.getoption("--event-loop")
+    default = ServerSettings.model_fields["event_loop"].default
+    return cast("EventLoop", option or default)
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config,
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """pytest-asyncio's hook (pluggy passes only the arguments named here): every async
+    test and fixture runs on the chosen loop."""
+    name = chosen_event_loop(config)
+    return {name: loop_factory(name)}
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _no_settings_from_the_shell() -> Iterator[None]:
+def _no_settings_from_the_shell(pytestconfig: pytest.Config) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         keep = clean_environment()
-        for name in [name for name in os.environ if name not in keep]:
+        for name in [name for name in os.environ if name not in keep or name == TEST_EVENT_LOOP]:
             patch.delenv(name)
+        if pytestconfig.getoption("--event-loop") is not None:
+            patch.setenv(TEST_EVENT_LOOP, chosen_event_loop(pytestconfig))
         yield

@@ -1,8 +1,8 @@
 """The single entry point for developers and CI: `nox` runs lint and every test suite.
 
-`nox` (no arguments) = lint, tests and the Docker Compose end-to-end tests (loudly skipped
-where Docker cannot run). Every session installs the locked workspace (uv.lock) into its own
-virtualenv with uv.
+`nox` (no arguments) = lint, tests (on the default event loop and on the other one) and the
+Docker Compose end-to-end tests (loudly skipped where Docker cannot run). Every session
+installs the locked workspace (uv.lock) into its own virtualenv with uv.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "tests", "compose"]
+nox.options.sessions = ["lint", "tests", "tests_other_loop", "compose"]
 
 PYTHON = "3.11"
 SOURCES = ["libs", "services", "tools", "tests", "bench", "noxfile.py", "conftest.py"]
@@ -102,6 +102,22 @@ def tests(session: nox.Session) -> None:
     """Unit tests and integration tests over real loopback sockets."""
     install(session)
     session.run("pytest", "--ignore=tests/e2e", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def tests_other_loop(session: nox.Session) -> None:
+    """`tests` on the event loop that is not EVENT_LOOP's default: pytest --event-loop runs
+    the in-process tests on it and starts every service process with EVENT_LOOP set to it."""
+    install(session)
+    default = session.run(
+        "python",
+        "-c",
+        "from acme_common.settings import ServerSettings as S; "
+        "print(S.model_fields['event_loop'].default)",
+        silent=True,
+    )
+    other = "asyncio" if str(default).strip() == "uvloop" else "uvloop"
+    session.run("pytest", "--ignore=tests/e2e", f"--event-loop={other}", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -27,7 +27,7 @@ from typing import Any
 
 import grpc
 
-from bench import compression, h2load, procs, report, toolchain
+from bench import compression, h2load, plot, procs, report, toolchain
 from bench import soak as production_soak
 from bench.procs import REPO, ServerError, ServerProcess
 from bench.servers import launch
@@ -73,6 +73,7 @@ class Row:
     runs: list[dict[str, Any]] = field(default_factory=list)
     peak_rss_kib: int = 0
     concurrency: str = ""
+    callers: int | None = None  # Python-client callers, when not --concurrency
 
     @property
     def measurable(self) -> bool:
@@ -131,7 +132,9 @@ def measure_python(row: Row, config: Config, **overrides: Any) -> dict[str, Any]
     options: dict[str, Any] = {
         "target": target.address,
         "mode": row.mode,
-        "concurrency": config.stream_concurrency if row.mode == "stream" else config.py_concurrency,
+        "concurrency": config.stream_concurrency
+        if row.mode == "stream"
+        else row.callers or config.py_concurrency,
         "warmup": config.warmup,
         "duration": config.duration,
         "stream_messages": config.stream_messages,
@@ -255,6 +258,7 @@ def build_rows(
 ) -> list[Row]:
     raw = "h2load" if h2load_path else "python"
     sync, aio = launch.sync_server(logs), launch.aio_server(logs)
+    aio_uvloop, peer = launch.aio_server(logs, "uvloop"), launch.grpclib_server(logs)
     g3 = launch.greeter("greeter-row3", logs, token)
     g4 = launch.greeter("greeter-row4", logs, token, workers=2)
     g5 = launch.greeter("greeter-row5", logs, token)
@@ -265,9 +269,13 @@ def build_rows(
     raw_conc = h2c if h2load_path else py
     rows = [
         Row("1", "sync grpc.server, 10 threads", raw, [sync], sync, concurrency=raw_conc),
-        Row("2", "bare grpc.aio server", raw, [aio], aio, concurrency=raw_conc),
+        Row("2", "bare grpc.aio server (asyncio loop)", raw, [aio], aio, concurrency=raw_conc),
+        Row("2u", "bare grpc.aio server on uvloop", raw, [aio_uvloop], aio_uvloop,
+            concurrency=raw_conc),
         Row("3", "greeter, production stack", raw, [g3], g3, token, concurrency=raw_conc),
         Row("4", "greeter, GRPC_WORKERS=2", raw, [g4], g4, token, concurrency=raw_conc),
+        Row("8", "grpclib peer (pure-Python asyncio gRPC)", raw, [peer], peer,
+            concurrency=raw_conc),
         Row("7", "C++ greeter (grpc++ callback)", raw, [], None, concurrency=raw_conc),
         Row("1p", "row 1 server, Python client", "python", [sync], sync, baseline="1p",
             concurrency=py),
@@ -275,6 +283,10 @@ def build_rows(
             concurrency=py),
         Row("5", "caller -> greeter (Introduce)", "python", [c5, g5], c5, token,
             mode="introduce", baseline="1p", concurrency=py),
+        Row("5d-c1", "greeter direct, 1 caller", "python", [g5], g5, token, baseline="1p",
+            concurrency="python -c1", callers=1),
+        Row("5-c1", "caller -> greeter, 1 caller", "python", [c5, g5], c5, token,
+            mode="introduce", baseline="1p", concurrency="python -c1", callers=1),
         Row("6", f"greeter stream, {config.stream_messages} msgs/call", "python", [g6], g6, token,
             mode="stream", unit="msg/s", baseline="1p",
             concurrency=f"python -c{config.stream_concurrency}"),
@@ -369,7 +381,9 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         help="run only the production soak (bench/soak.py) for MINUTES (10 for the report)",
     )
     parser.add_argument(
-        "--rows", default="1,2,3,4,5,6,7", help="comma-separated subset (5 includes 5d, 1 1p)"
+        "--rows",
+        default="1,2,2u,3,4,5,6,7,8",
+        help="comma-separated subset (5 includes 5d and the 1-caller rows, 1 1p)",
     )
     args = parser.parse_args(argv)
     quick = args.quick
@@ -377,7 +391,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     if "1" in rows:
         rows.add("1p")
     if "5" in rows:
-        rows.add("5d")
+        rows |= {"5d", "5d-c1", "5-c1"}
     if rows & {"5", "6"}:
         rows.add("1p")  # the Python-client baseline of rows 5, 5d and 6
     config = Config(
@@ -468,9 +482,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     (OUT / "results.json").write_text(json.dumps(results, indent=2, default=str))
     markdown = report.markdown(results)
     (OUT / "results.md").write_text(markdown)
+    chart = plot.plot(results, OUT / "results.png")
     print()
     print(markdown)
-    print(f"bench: wrote {OUT / 'results.json'} and {OUT / 'results.md'}; server logs in {logs}")
+    outputs = (OUT / "results.json", OUT / "results.md", chart)
+    written = ", ".join(str(path) for path in outputs if path is not None)
+    print(f"bench: wrote {written}; server logs in {logs}")
     failed = [row.key for row in rows if row.failures and row.skipped is None]
     if failed or (soak_result is not None and "error" in soak_result):
         what = [f"row {key}" for key in failed]

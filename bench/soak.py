@@ -288,11 +288,13 @@ def logged_codes(paths: Sequence[Path]) -> dict[str, Counter[str]]:
     codes: dict[str, Counter[str]] = {}
     for path in paths:
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            if '"message": "rpc"' not in line:
+            if '"rpc"' not in line:  # a cheap filter before parsing
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
+                continue
+            if not isinstance(record, dict) or record.get("message") != "rpc":
                 continue
             method = str(record.get("method", "")).rsplit("/", 1)[-1]
             codes.setdefault(method, Counter())[str(record.get("code"))] += 1

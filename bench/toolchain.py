@@ -20,7 +20,10 @@ DEBIAN_PACKAGES = {
     "grpc_cpp_plugin": "protobuf-compiler-grpc",
     "g++": "g++",
     "pkg-config": "pkg-config",
+    # the C++ build asks pkg-config for both modules; libgrpc++-dev does not depend on
+    # libprotobuf-dev (--no-install-recommends leaves it out), so each is checked on its own
     "pkgconfig:grpc++": "libgrpc++-dev",
+    "pkgconfig:protobuf": "libprotobuf-dev",
 }
 APT_TIMEOUT = 600.0
 BUILD_TIMEOUT = 600.0
@@ -36,7 +39,7 @@ def _present(requirement: str) -> bool:
         if shutil.which("pkg-config") is None:
             return False
         module = requirement.removeprefix("pkgconfig:")
-        command = ["pkg-config", "--exists", module, "protobuf"]
+        command = ["pkg-config", "--exists", module]
         probe = subprocess.run(command, check=False)  # noqa: S603 - fixed command
         return probe.returncode == 0
     return shutil.which(requirement) is not None
@@ -112,7 +115,13 @@ def cpp_server(cache: Path, packages_problem: str | None) -> CppServer:
         return CppServer(binary, None)
     if packages_problem is not None and any(
         pkg in packages_problem
-        for pkg in ("protobuf-compiler", "protobuf-compiler-grpc", "libgrpc++-dev", "g++")
+        for pkg in (
+            "protobuf-compiler",
+            "protobuf-compiler-grpc",
+            "libgrpc++-dev",
+            "libprotobuf-dev",
+            "g++",
+        )
     ):
         return CppServer(None, packages_problem)
     print(f"bench: building the C++ reference server into {cache} ...", flush=True)

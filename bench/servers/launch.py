@@ -35,10 +35,17 @@ def sync_server(logs: Path) -> ServerProcess:
     return ServerProcess("sync-server", argv, logs / "sync-server.log", port=port)
 
 
-def aio_server(logs: Path) -> ServerProcess:
+def aio_server(logs: Path, loop: str = "asyncio") -> ServerProcess:
     port = procs.free_port()
-    argv = python("bench.servers.aio_server", "--port", str(port))
-    return ServerProcess("aio-server", argv, logs / "aio-server.log", port=port)
+    argv = python("bench.servers.aio_server", "--port", str(port), "--loop", loop)
+    name = "aio-server" if loop == "asyncio" else f"aio-server-{loop}"
+    return ServerProcess(name, argv, logs / f"{name}.log", port=port)
+
+
+def grpclib_server(logs: Path) -> ServerProcess:
+    port = procs.free_port()
+    argv = python("bench.servers.grpclib_server", "--port", str(port))
+    return ServerProcess("grpclib-server", argv, logs / "grpclib-server.log", port=port)
 
 
 def cpp_server(binary: Path, logs: Path) -> ServerProcess:

