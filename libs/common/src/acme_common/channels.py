@@ -115,10 +115,11 @@ class _OutgoingUnaryUnary:
     returns the response or raises grpc.aio.AioRpcError, as grpc's own."""
 
     def __init__(
-        self, method: grpc.aio.UnaryUnaryMultiCallable[Any, Any],
+        self,
+        method: grpc.aio.UnaryUnaryMultiCallable[Any, Any],
         bound: metrics.ClientMethodMetrics,
         outgoing: _Outgoing,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._method = method
         self._bound = bound
         self._outgoing = outgoing
@@ -154,8 +155,8 @@ class _OutgoingChannel(grpc.aio.Channel):
     interceptor on purpose: with one, grpc.aio runs every call through an extra task and
     call object. Under callgrind (one caller, asyncio loop) an outgoing SayHello cost 414k
     client instructions through _OutgoingInterceptor, 352k through this (a bare channel
-    doing none of this work: 304k); bench/README.md, "Caller hop". Streaming methods are
-    the channel's own."""
+    doing none of this work: 304k); bench/README.md, "What each change gave". Streaming
+    methods are the channel's own."""
 
     def __init__(self, channel: grpc.aio.Channel, outgoing: _Outgoing) -> None:
         self._channel = channel
@@ -238,7 +239,9 @@ def create_channel(
 ) -> grpc.aio.Channel:
     """A grpc.aio channel to settings.target (e.g. `dns:///greeter:50051`); keep one per
     process and close it on shutdown. Its unary methods add the token, the request id and
-    client metrics (_Outgoing) before `interceptors` (e.g. tracing) see the call."""
+    client metrics (_Outgoing) before `interceptors` (e.g. tracing) see the call; calling
+    one returns a coroutine of the response (`await stub.Method(request, timeout=...)`),
+    not a grpc.aio call object."""
     options: list[tuple[str, Any]] = [
         ("grpc.service_config", service_config(retry_services)),
         ("grpc.enable_retries", 1),
