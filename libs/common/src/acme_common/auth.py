@@ -31,7 +31,7 @@ class TokenChecker:
         self._tokens = [token.get_secret_value().encode() for token in tokens]
 
     def accepts(self, metadata: Metadata | None) -> bool:
-        # Plain loops instead of next(generator) and any([...]): 4.6k instead of 9.9k
+        # Plain loops instead of next(generator) and any([...]): 4.4k instead of 9.9k
         # instructions per call (callgrind, one token), run on every authenticated RPC.
         presented: str | bytes | None = None
         for key, value in metadata or ():

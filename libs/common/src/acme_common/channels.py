@@ -115,10 +115,11 @@ class _OutgoingUnaryUnary:
     returns the response or raises grpc.aio.AioRpcError, as grpc's own."""
 
     def __init__(
-        self, method: grpc.aio.UnaryUnaryMultiCallable[Any, Any],
+        self,
+        method: grpc.aio.UnaryUnaryMultiCallable[Any, Any],
         bound: metrics.ClientMethodMetrics,
         outgoing: _Outgoing,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._method = method
         self._bound = bound
         self._outgoing = outgoing
@@ -177,8 +178,8 @@ class _OutgoingChannel(grpc.aio.Channel):
     interceptor on purpose: with one, grpc.aio runs every call through an extra task and
     call object. Under callgrind (one caller, asyncio loop) an outgoing SayHello cost 414k
     client instructions through _OutgoingInterceptor, 352k through this (a bare channel
-    doing none of this work: 304k); bench/README.md, "Caller hop". Streaming methods get
-    the token and the request id (_OutgoingStreaming)."""
+    doing none of this work: 304k); bench/README.md, "What each change gave". Streaming
+    methods get the token and the request id (_OutgoingStreaming)."""
 
     def __init__(self, channel: grpc.aio.Channel, outgoing: _Outgoing) -> None:
         self._channel = channel
@@ -264,7 +265,9 @@ def create_channel(
 ) -> grpc.aio.Channel:
     """A grpc.aio channel to settings.target (e.g. `dns:///greeter:50051`); keep one per
     process and close it on shutdown. Its methods add the token and the request id, unary
-    ones also client metrics (_Outgoing), before `interceptors` (e.g. tracing) see the call."""
+    ones also client metrics (_Outgoing), before `interceptors` (e.g. tracing) see the call;
+    calling a unary one returns a coroutine of the response (`await stub.Method(request,
+    timeout=...)`), not a grpc.aio call object."""
     options: list[tuple[str, Any]] = [
         ("grpc.service_config", service_config(retry_services)),
         ("grpc.enable_retries", 1),
