@@ -22,6 +22,7 @@ TARGETS = [
     ("worker efficiency: row 4 / row 3 CPU per call (GRPC_WORKERS=2 vs 1)",
      "4", "3", "cpu_us_per_unit", 1.10, "max"),
     ("ahead of the grpclib peer: row 3 / row 8 throughput", "3", "8", "throughput", 1.0, "min"),
+    ("ahead of the Connect peer: row 3 / row 9 throughput", "3", "9", "throughput", 1.0, "min"),
 ]  # fmt: skip
 # Ratios reported without a target.
 INFO_RATIOS = [

@@ -259,6 +259,7 @@ def build_rows(
     raw = "h2load" if h2load_path else "python"
     sync, aio = launch.sync_server(logs), launch.aio_server(logs)
     aio_uvloop, peer = launch.aio_server(logs, "uvloop"), launch.grpclib_server(logs)
+    connect = launch.connect_server(logs)
     g3 = launch.greeter("greeter-row3", logs, token)
     g4 = launch.greeter("greeter-row4", logs, token, workers=2)
     g5 = launch.greeter("greeter-row5", logs, token)
@@ -276,6 +277,8 @@ def build_rows(
         Row("4", "greeter, GRPC_WORKERS=2", raw, [g4], g4, token, concurrency=raw_conc),
         Row("8", "grpclib peer (pure-Python asyncio gRPC)", raw, [peer], peer,
             concurrency=raw_conc),
+        Row("9", "Connect peer (connectrpc on hypercorn, gRPC over h2c)", raw, [connect],
+            connect, concurrency=raw_conc),
         Row("7", "C++ greeter (grpc++ callback)", raw, [], None, concurrency=raw_conc),
         Row("1p", "row 1 server, Python client", "python", [sync], sync, baseline="1p",
             concurrency=py),
@@ -382,7 +385,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     )
     parser.add_argument(
         "--rows",
-        default="1,2,2u,3,4,5,6,7,8",
+        default="1,2,2u,3,4,5,6,7,8,9",
         help="comma-separated subset (5 includes 5d and the 1-caller rows, 1 1p)",
     )
     args = parser.parse_args(argv)

@@ -48,6 +48,12 @@ def grpclib_server(logs: Path) -> ServerProcess:
     return ServerProcess("grpclib-server", argv, logs / "grpclib-server.log", port=port)
 
 
+def connect_server(logs: Path) -> ServerProcess:
+    port = procs.free_port()
+    argv = python("bench.servers.connect_server", "--port", str(port))
+    return ServerProcess("connect-server", argv, logs / "connect-server.log", port=port)
+
+
 def cpp_server(binary: Path, logs: Path) -> ServerProcess:
     port = procs.free_port()
     argv = [str(binary), f"{procs.HOST}:{port}"]

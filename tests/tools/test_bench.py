@@ -23,7 +23,7 @@ def test_a_short_bench_run_measures_every_selected_row(tmp_path: Path) -> None:
         "-m",
         "bench",
         "--rows",
-        "2,2u,3,5,6",
+        "2,2u,3,5,6,9",
         "--runs",
         "1",
         "--warmup",
@@ -40,7 +40,7 @@ def test_a_short_bench_run_measures_every_selected_row(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = {row["key"]: row for row in json.loads((tmp_path / "results.json").read_text())["rows"]}
-    for key in ("2", "2u", "3", "5d", "5", "5d-c1", "5-c1", "6", "1p"):
+    for key in ("2", "2u", "3", "5d", "5", "5d-c1", "5-c1", "6", "1p", "9"):
         row = rows[key]
         assert row["status"] == "ok", row
         assert row["errors"] == 0, row
