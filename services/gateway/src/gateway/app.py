@@ -17,7 +17,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.bodies import RequestBodies
 from gateway.forwarding import ServiceApplication
+from gateway.refusals import GrpcNeedsHttp2, NotExposed
 
 STATIC = Path(__file__).parent / "static"
 
@@ -80,14 +82,22 @@ class Health:
 
 
 def create_app(
-    services: Sequence[ServiceApplication], health: Health, cors_origins: Sequence[str]
+    services: Sequence[ServiceApplication],
+    health: Health,
+    cors_origins: Sequence[str],
+    *,
+    max_request_bytes: int,
+    body_timeout: float,
 ) -> Starlette:
     """The whole HTTP surface. cors_origins: origins allowed to call cross-origin (`*` any);
-    empty = same origin only (no CORS headers are sent, browsers refuse other pages)."""
+    empty = same origin only (no CORS headers are sent, browsers refuse other pages).
+    max_request_bytes, body_timeout (seconds): see gateway.bodies."""
     routes: list[BaseRoute] = [Mount(service.path, app=service) for service in services]
     routes.append(Route("/healthz", health.endpoint, methods=["GET"]))
-    routes.append(Mount("/", app=StaticFiles(directory=STATIC, html=True)))
+    routes.append(Mount("/", app=NotExposed(StaticFiles(directory=STATIC, html=True))))
     middleware = [
+        Middleware(RequestBodies, max_bytes=max_request_bytes, timeout=body_timeout),
+        Middleware(GrpcNeedsHttp2),
         Middleware(Utf8Headers),
         Middleware(
             CORSMiddleware,

@@ -70,7 +70,13 @@ async def serve(settings: GatewaySettings, clients: Sequence[tuple[str, ClientSe
             )
         )
     health = Health()
-    app = create_app(services, health, settings.gateway_cors_origins)
+    app = create_app(
+        services,
+        health,
+        settings.gateway_cors_origins,
+        max_request_bytes=settings.gateway_max_request_bytes,
+        body_timeout=settings.gateway_body_timeout,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
