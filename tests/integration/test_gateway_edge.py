@@ -48,8 +48,11 @@ class Seen:
 
 
 @asynccontextmanager
-async def recording_caller(delay: float = 0.0) -> AsyncIterator[tuple[str, Seen]]:
-    """A stand-in for Caller's Introduce that records what it gets, answers after delay s."""
+async def recording_caller(
+    delay: float = 0.0, fail: grpc.StatusCode | None = None
+) -> AsyncIterator[tuple[str, Seen]]:
+    """A stand-in for Caller's Introduce that records what it gets, answers after delay s
+    (or fails with the status fail)."""
     seen = Seen()
 
     async def introduce(
@@ -59,6 +62,8 @@ async def recording_caller(delay: float = 0.0) -> AsyncIterator[tuple[str, Seen]
         metadata = context.invocation_metadata() or ()
         seen.metadata.append({key: str(value) for key, value in metadata})
         await asyncio.sleep(delay)
+        if fail is not None:
+            await context.abort(fail, "the stand-in fails")
         return caller_pb2.IntroduceResponse(message=f"Hi {request.name}", greeter_instance="rec")
 
     async with stand_in_server(
@@ -250,6 +255,18 @@ async def test_unreachable_service_is_unavailable_without_internal_addresses(
     assert error["message"] == f"the service is unavailable: {CALLER_SERVICE}"
     warning = await gateway.wait_for_log("downstream call failed")
     assert warning["code"] == "UNAVAILABLE"  # the original message is in the log
+
+
+async def test_gateway_does_not_retry_what_the_service_answered(
+    services: ServiceFactory,
+) -> None:
+    """One layer retries (caller retries greeter): an UNAVAILABLE the service answered is
+    passed on after one attempt, not tried again by the gateway."""
+    async with recording_caller(fail=grpc.StatusCode.UNAVAILABLE) as (address, seen):
+        gateway = services.start_gateway({"CALLER_TARGET": address})
+        response = await call(gateway, {})
+    assert response.status == 503
+    assert len(seen.metadata) == 1
 
 
 async def test_sigterm_drains(services: ServiceFactory) -> None:

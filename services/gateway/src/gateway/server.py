@@ -52,8 +52,11 @@ async def serve(settings: GatewaySettings, clients: Sequence[tuple[str, ClientSe
     channels: list[grpc.aio.Channel] = []
     services = []
     for name, client in clients:
+        # No retry policy here: the services retry their own calls (caller retries greeter),
+        # and retrying at two layers multiplies the attempts (4 x 4 greeter calls per browser
+        # call). grpc's transparent retries (a call that never left) stay on.
         channel = create_channel(
-            client, retry_services=[name], interceptors=client_interceptors(tracer_provider)
+            client, retry_services=[], interceptors=client_interceptors(tracer_provider)
         )
         channels.append(channel)
         forwarder = Forwarder(
