@@ -164,6 +164,21 @@ async def test_pass_authorization_forwards_the_client_token(services: ServiceFac
     assert "authorization" not in seen.metadata[1]
 
 
+async def test_pass_authorization_refuses_a_token_grpc_cannot_send(
+    services: ServiceFactory,
+) -> None:
+    async with recording_caller() as (address, seen):
+        gateway = services.start_gateway(
+            {"CALLER_TARGET": address, "GATEWAY_PASS_AUTHORIZATION": "true"}
+        )
+        # http.client sends the value as ISO-8859-1: the byte 0xe9.
+        refused = await call(gateway, {"authorization": "Bearer tok-\u00e9"})
+    assert refused.status == 401
+    assert refused.json()["code"] == "unauthenticated"
+    assert seen.metadata == []
+    assert [r for r in gateway.log_records() if r.get("level") in ("WARNING", "ERROR")] == []
+
+
 def test_pass_authorization_with_real_caller_tokens(
     services: ServiceFactory, greeter: ServiceProcess
 ) -> None:

@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import grpc
+from connectrpc.code import Code
 from connectrpc.compat import google_protobuf_codecs
+from connectrpc.errors import ConnectError
 from connectrpc.method import IdempotencyLevel, MethodInfo, StreamType
 from connectrpc.request import RequestContext
 from connectrpc.server import ConnectASGIApplication, Endpoint
@@ -54,7 +56,8 @@ def _stream_type(method: MethodDescriptor) -> StreamType:
 class Forwarder:
     """Calls the methods of one service over channel: the client's remaining deadline (less
     DEADLINE_MARGIN, so the service's DEADLINE_EXCEEDED comes back in time) or default_timeout;
-    with pass_authorization the client's `authorization` header goes along."""
+    with pass_authorization the client's `authorization` header goes along (one that is not
+    printable ASCII is refused as unauthenticated: grpc could not send it)."""
 
     def __init__(
         self,
@@ -85,6 +88,9 @@ class Forwarder:
         if self.pass_authorization:
             token = ctx.request_headers.get(AUTHORIZATION)
             if token is not None:
+                if not token.isascii() or not token.isprintable():
+                    # grpc cannot send it (illegal metadata): no service could accept it.
+                    raise ConnectError(Code.UNAUTHENTICATED, "invalid bearer token")
                 metadata = ((AUTHORIZATION, token),)
         return {"timeout": timeout, "metadata": metadata}
 
