@@ -136,10 +136,13 @@ else:
     _StreamStreamBase = grpc.aio.StreamStreamClientInterceptor
 
 
-class _StreamMetadataInterceptor(_UnaryStreamBase, _StreamUnaryBase, _StreamStreamBase):
-    """Adds the bearer token and the current request id to every streaming call, as
+class _StreamMetadata:
+    """Adds the bearer token and the current request id to streaming calls, as
     _OutgoingInterceptor does to unary ones (no grpc_client_* metrics: a stream's status
-    comes at its end, which this interceptor does not wait for)."""
+    comes at its end, which this interceptor does not wait for). One subclass per kind of
+    call: grpc.aio files each interceptor under the first kind it is an instance of only
+    (aio/_channel.py, an if/elif chain), so one class for all three kinds served only
+    unary-stream calls."""
 
     def __init__(self, outgoing: _OutgoingInterceptor) -> None:
         self._outgoing = outgoing
@@ -157,6 +160,8 @@ class _StreamMetadataInterceptor(_UnaryStreamBase, _StreamUnaryBase, _StreamStre
             details.wait_for_ready,
         )
 
+
+class _UnaryStreamMetadata(_StreamMetadata, _UnaryStreamBase):
     async def intercept_unary_stream(
         self,
         continuation: Callable[[ClientCallDetails, Any], Any],
@@ -165,12 +170,16 @@ class _StreamMetadataInterceptor(_UnaryStreamBase, _StreamUnaryBase, _StreamStre
     ) -> Any:
         return await continuation(self._details(client_call_details), request)
 
-    # The other kinds differ only in their request (an iterator of messages) and its name.
+
+# The other kinds differ only in their request (an iterator of messages) and its name.
+class _StreamUnaryMetadata(_StreamMetadata, _StreamUnaryBase):
     async def intercept_stream_unary(
         self, continuation: Any, client_call_details: ClientCallDetails, request_iterator: Any
     ) -> Any:
         return await continuation(self._details(client_call_details), request_iterator)
 
+
+class _StreamStreamMetadata(_StreamMetadata, _StreamStreamBase):
     async def intercept_stream_stream(
         self, continuation: Any, client_call_details: ClientCallDetails, request_iterator: Any
     ) -> Any:
@@ -246,7 +255,8 @@ def create_channel(
         options.append(("grpc.ssl_target_name_override", settings.tls_server_name))
     token = None if settings.auth_token is None else settings.auth_token.get_secret_value()
     outgoing = _OutgoingInterceptor(token)
-    chain = [*interceptors, _StreamMetadataInterceptor(outgoing), outgoing]
+    kinds = (_UnaryStreamMetadata, _StreamUnaryMetadata, _StreamStreamMetadata)
+    chain = [*interceptors, *(kind(outgoing) for kind in kinds), outgoing]
     credentials = channel_credentials(settings)
     compression = COMPRESSION_ALGORITHMS[settings.compression]
     if credentials is None:
