@@ -193,6 +193,19 @@ def test_pass_authorization_with_real_caller_tokens(
     assert refused.json()["code"] == "unauthenticated"
 
 
+async def test_a_refused_gateway_token_is_a_warning_at_the_gateway(
+    services: ServiceFactory, greeter: ServiceProcess
+) -> None:
+    """A gateway without CALLER_AUTH_TOKEN against a caller with AUTH_TOKENS: the browser
+    gets 401, and the gateway's log says its own credentials were refused."""
+    caller = services.start_caller(greeter.address, {"AUTH_TOKENS": "gw-1"})
+    gateway = services.start_gateway({"CALLER_TARGET": caller.address})
+    refused = await asyncio.to_thread(post, gateway.address, INTRODUCE, ADA, JSON)
+    assert refused.status == 401
+    warning = await gateway.wait_for_record(level="WARNING", code="UNAUTHENTICATED")
+    assert "own credentials" in warning["message"]
+
+
 def preflight(gateway: GatewayProcess, origin: str) -> Any:
     headers = {
         "origin": origin,

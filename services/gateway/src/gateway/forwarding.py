@@ -5,6 +5,7 @@ id and the token, and answers the service's status as a Connect error."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -110,7 +111,13 @@ class Forwarder:
         path = f"/{self.service.full_name}/{method.name}"
         serialize: Callable[[Any], bytes] = request_type.SerializeToString
         deserialize: Callable[[bytes], Any] = response_type.FromString
-        name = self.service.full_name
+        # The gateway's own credentials (<NAME>_AUTH_TOKEN) are what the service judged,
+        # unless the client's token is passed on.
+        fail = functools.partial(
+            connect_error,
+            service=self.service.full_name,
+            own_credentials=not self.pass_authorization,
+        )
         if info.stream_type is StreamType.UNARY:
             unary_unary = self.channel.unary_unary(path, serialize, deserialize)
 
@@ -118,7 +125,7 @@ class Forwarder:
                 try:
                     return await unary_unary(request, **self._call_options(ctx))
                 except grpc.aio.AioRpcError as error:
-                    raise connect_error(error, name) from None
+                    raise fail(error) from None
 
             return Endpoint.unary(method=info, function=unary)
         if info.stream_type is StreamType.SERVER_STREAM:
@@ -126,7 +133,7 @@ class Forwarder:
 
             async def server_stream(request: Any, ctx: Context) -> AsyncIterator[Any]:
                 call = unary_stream(request, **self._call_options(ctx))
-                async for reply in _replies(call, name):
+                async for reply in _replies(call, fail):
                     yield reply
 
             return Endpoint.server_stream(method=info, function=server_stream)
@@ -138,7 +145,7 @@ class Forwarder:
                 try:
                     return await call
                 except grpc.aio.AioRpcError as error:
-                    raise connect_error(error, name) from None
+                    raise fail(error) from None
                 finally:
                     call.cancel()  # a no-op once the call has ended
 
@@ -147,7 +154,7 @@ class Forwarder:
 
         async def bidi_stream(requests: AsyncIterator[Any], ctx: Context) -> AsyncIterator[Any]:
             call = stream_stream(requests, **self._call_options(ctx))
-            async for reply in _replies(call, name):
+            async for reply in _replies(call, fail):
                 yield reply
 
         return Endpoint.bidi_stream(method=info, function=bidi_stream)
@@ -157,14 +164,16 @@ class Forwarder:
         return self._endpoints
 
 
-async def _replies(call: Any, service: str) -> AsyncIterator[Any]:
+async def _replies(
+    call: Any, fail: Callable[[grpc.aio.AioRpcError], ConnectError]
+) -> AsyncIterator[Any]:
     """The replies of a streaming call; its failure as a Connect error. A client that goes
     away (the generator is closed) cancels the call downstream."""
     try:
         async for reply in call:
             yield reply
     except grpc.aio.AioRpcError as error:
-        raise connect_error(error, service) from None
+        raise fail(error) from None
     finally:
         call.cancel()  # a no-op once the call has ended
 
