@@ -137,6 +137,21 @@ def test_http2_early_answer_keeps_the_connection(
     assert error_lines(gateway_own) == []
 
 
+def test_http2_early_answer_waits_for_the_body_at_most_the_body_timeout(
+    gateway_own: GatewayProcess,
+) -> None:
+    """A client that never sends the body it announced: the early answer's end of stream
+    comes after GATEWAY_BODY_TIMEOUT, not never."""
+    client = H2Client(gateway_own.port)
+    started = time.monotonic()
+    try:
+        client.headers(1, f"/{CALLER_SERVICE}/Nope", {**GRPC, **AUTHORIZED})
+        client.until(1, h2.events.StreamEnded)
+    finally:
+        client.close()
+    assert BODY_TIMEOUT * 0.9 <= time.monotonic() - started < 4 * BODY_TIMEOUT
+
+
 def test_grpc_over_http1_is_refused_naming_http2(gateway_own: GatewayProcess) -> None:
     answer = post(
         gateway_own.address,
