@@ -48,8 +48,11 @@ class Seen:
 
 
 @asynccontextmanager
-async def recording_caller(delay: float = 0.0) -> AsyncIterator[tuple[str, Seen]]:
-    """A stand-in for Caller's Introduce that records what it gets, answers after delay s."""
+async def recording_caller(
+    delay: float = 0.0, fail: grpc.StatusCode | None = None
+) -> AsyncIterator[tuple[str, Seen]]:
+    """A stand-in for Caller's Introduce that records what it gets, answers after delay s
+    (or fails with the status fail)."""
     seen = Seen()
 
     async def introduce(
@@ -59,6 +62,8 @@ async def recording_caller(delay: float = 0.0) -> AsyncIterator[tuple[str, Seen]
         metadata = context.invocation_metadata() or ()
         seen.metadata.append({key: str(value) for key, value in metadata})
         await asyncio.sleep(delay)
+        if fail is not None:
+            await context.abort(fail, "the stand-in fails")
         return caller_pb2.IntroduceResponse(message=f"Hi {request.name}", greeter_instance="rec")
 
     async with stand_in_server(
@@ -159,6 +164,21 @@ async def test_pass_authorization_forwards_the_client_token(services: ServiceFac
     assert "authorization" not in seen.metadata[1]
 
 
+async def test_pass_authorization_refuses_a_token_grpc_cannot_send(
+    services: ServiceFactory,
+) -> None:
+    async with recording_caller() as (address, seen):
+        gateway = services.start_gateway(
+            {"CALLER_TARGET": address, "GATEWAY_PASS_AUTHORIZATION": "true"}
+        )
+        # http.client sends the value as ISO-8859-1: the byte 0xe9.
+        refused = await call(gateway, {"authorization": "Bearer tok-\u00e9"})
+    assert refused.status == 401
+    assert refused.json()["code"] == "unauthenticated"
+    assert seen.metadata == []
+    assert [r for r in gateway.log_records() if r.get("level") in ("WARNING", "ERROR")] == []
+
+
 def test_pass_authorization_with_real_caller_tokens(
     services: ServiceFactory, greeter: ServiceProcess
 ) -> None:
@@ -171,6 +191,19 @@ def test_pass_authorization_with_real_caller_tokens(
     assert accepted.status == 200, accepted.body
     assert refused.status == 401
     assert refused.json()["code"] == "unauthenticated"
+
+
+async def test_a_refused_gateway_token_is_a_warning_at_the_gateway(
+    services: ServiceFactory, greeter: ServiceProcess
+) -> None:
+    """A gateway without CALLER_AUTH_TOKEN against a caller with AUTH_TOKENS: the browser
+    gets 401, and the gateway's log says its own credentials were refused."""
+    caller = services.start_caller(greeter.address, {"AUTH_TOKENS": "gw-1"})
+    gateway = services.start_gateway({"CALLER_TARGET": caller.address})
+    refused = await asyncio.to_thread(post, gateway.address, INTRODUCE, ADA, JSON)
+    assert refused.status == 401
+    warning = await gateway.wait_for_record(level="WARNING", code="UNAUTHENTICATED")
+    assert "own credentials" in warning["message"]
 
 
 def preflight(gateway: GatewayProcess, origin: str) -> Any:
@@ -250,6 +283,18 @@ async def test_unreachable_service_is_unavailable_without_internal_addresses(
     assert error["message"] == f"the service is unavailable: {CALLER_SERVICE}"
     warning = await gateway.wait_for_log("downstream call failed")
     assert warning["code"] == "UNAVAILABLE"  # the original message is in the log
+
+
+async def test_gateway_does_not_retry_what_the_service_answered(
+    services: ServiceFactory,
+) -> None:
+    """One layer retries (caller retries greeter): an UNAVAILABLE the service answered is
+    passed on after one attempt, not tried again by the gateway."""
+    async with recording_caller(fail=grpc.StatusCode.UNAVAILABLE) as (address, seen):
+        gateway = services.start_gateway({"CALLER_TARGET": address})
+        response = await call(gateway, {})
+    assert response.status == 503
+    assert len(seen.metadata) == 1
 
 
 async def test_sigterm_drains(services: ServiceFactory) -> None:

@@ -29,7 +29,9 @@ TOKENS = (SecretStr("first-token"), SecretStr("second-token"))
         ((("user-agent", "x"), ("authorization", "Bearer second-token")), True),
         ((("authorization", "Bearer third-token"),), False),
         ((("authorization", "first-token"),), False),  # no Bearer prefix
-        ((("authorization", "bearer first-token"),), False),  # the prefix is case-sensitive
+        ((("authorization", "bearer first-token"),), True),  # RFC 7235: scheme in any case
+        ((("authorization", "BEARER second-token"),), True),
+        ((("authorization", "Bearer FIRST-TOKEN"),), False),  # the token itself is exact
         ((("authorization", b"Bearer first-token"),), False),  # binary value
         ((), False),
         (None, False),

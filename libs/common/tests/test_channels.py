@@ -31,9 +31,41 @@ async def mirror(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
     return "\n".join(f"{key}={value!s}" for key, value in pairs if isinstance(value, str)).encode()
 
 
+def metadata_lines(context: grpc.aio.ServicerContext[bytes, bytes]) -> list[str]:
+    pairs = context.invocation_metadata() or ()
+    return [f"{key}={value!s}" for key, value in pairs if isinstance(value, str)]
+
+
+async def mirror_server_stream(
+    _request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+) -> AsyncIterator[bytes]:
+    yield "\n".join(metadata_lines(context)).encode()
+
+
+async def mirror_client_stream(
+    requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes]
+) -> bytes:
+    async for _ in requests:
+        pass
+    return "\n".join(metadata_lines(context)).encode()
+
+
+async def mirror_bidi(
+    requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes]
+) -> AsyncIterator[bytes]:
+    async for _ in requests:
+        yield "\n".join(metadata_lines(context)).encode()
+
+
 def add_mirror(server: grpc.aio.Server) -> None:
     handler = grpc.method_handlers_generic_handler(
-        SERVICE, {"Mirror": grpc.unary_unary_rpc_method_handler(mirror)}
+        SERVICE,
+        {
+            "Mirror": grpc.unary_unary_rpc_method_handler(mirror),
+            "MirrorServerStream": grpc.unary_stream_rpc_method_handler(mirror_server_stream),
+            "MirrorClientStream": grpc.stream_unary_rpc_method_handler(mirror_client_stream),
+            "MirrorBidi": grpc.stream_stream_rpc_method_handler(mirror_bidi),
+        },
     )
     server.add_generic_rpc_handlers((handler,))
 
@@ -62,16 +94,35 @@ async def call(
     return reply
 
 
-async def test_token_and_request_id_travel_with_every_call(address: str) -> None:
+async def one_request() -> AsyncIterator[bytes]:
+    yield b""
+
+
+async def seen_by_each_kind(channel: grpc.aio.Channel) -> dict[str, list[str]]:
+    """The metadata lines the mirror saw, per kind of call."""
+    server_stream = channel.unary_stream(f"/{SERVICE}/MirrorServerStream", None, None)
+    client_stream = channel.stream_unary(f"/{SERVICE}/MirrorClientStream", None, None)
+    bidi = channel.stream_stream(f"/{SERVICE}/MirrorBidi", None, None)
+    replies = {
+        "unary": await call(channel),
+        "server_stream": b"".join([reply async for reply in server_stream(b"", timeout=5)]),
+        "client_stream": await client_stream(one_request(), timeout=5),
+        "bidi": b"".join([reply async for reply in bidi(one_request(), timeout=5)]),
+    }
+    return {kind: bytes(reply).decode().splitlines() for kind, reply in replies.items()}
+
+
+async def test_token_and_request_id_travel_with_every_kind_of_call(address: str) -> None:
     settings = ClientSettings(target=address, auth_token=SecretStr(TOKEN))
     async with create_channel(settings, retry_services=[SERVICE]) as channel:
-        token = current_request_id.set("req-42")
+        token = current_request_id.set("req-43")
         try:
-            seen = (await call(channel)).decode().splitlines()
+            seen = await seen_by_each_kind(channel)
         finally:
             current_request_id.reset(token)
-    assert f"authorization=Bearer {TOKEN}" in seen
-    assert "x-request-id=req-42" in seen
+    for kind, lines in seen.items():
+        assert f"authorization=Bearer {TOKEN}" in lines, kind
+        assert "x-request-id=req-43" in lines, kind
 
 
 async def test_replies_over_the_message_limit_are_resource_exhausted(address: str) -> None:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from pydantic_settings import SettingsConfigDict
 
-from acme_common.settings import ServerSettings, load_settings
+from acme_common.settings import ClientSettings, ServerSettings, load_settings
+
+
+class DemoClientSettings(ClientSettings):
+    model_config = SettingsConfigDict(env_prefix="DEMO_", frozen=True, extra="ignore")
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,3 +51,25 @@ def test_invalid_values_exit_2_naming_the_variable(
     error = capsys.readouterr().err
     assert f"{variable}:" in error
     assert repr(value) in error
+
+
+@pytest.mark.parametrize("token", ["tok\n", "tok-\u00e9", "tok en", ""])
+def test_a_token_grpc_cannot_send_exits_2_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], token: str
+) -> None:
+    monkeypatch.setenv("DEMO_TARGET", "127.0.0.1:1")
+    monkeypatch.setenv("DEMO_AUTH_TOKEN", token)
+    with pytest.raises(SystemExit) as raised:
+        load_settings(DemoClientSettings)
+    assert raised.value.code == 2
+    error = capsys.readouterr().err
+    assert "DEMO_AUTH_TOKEN: must be visible ASCII" in error
+    assert "tok" not in error
+
+
+def test_a_visible_ascii_token_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEMO_TARGET", "127.0.0.1:1")
+    monkeypatch.setenv("DEMO_AUTH_TOKEN", "Zm9v-._~+/=")
+    token = load_settings(DemoClientSettings).auth_token
+    assert token is not None
+    assert token.get_secret_value() == "Zm9v-._~+/="

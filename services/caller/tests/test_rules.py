@@ -6,7 +6,7 @@ import grpc
 import pytest
 
 from acme_common.errors import FieldViolation, InvalidArgument, field_violations
-from caller.rules import check_names, translate_greeter_error
+from caller.rules import check_names, greeter_failure_message, translate_greeter_error
 
 
 def greeter_error(
@@ -45,11 +45,30 @@ def test_field_violations_survive_the_hop() -> None:
     assert field_violations(None) == []
 
 
-def test_unavailable_message_names_greeter() -> None:
-    translated = translate_greeter_error(
-        greeter_error(grpc.StatusCode.UNAVAILABLE, "connection refused")
-    )
-    assert translated.message == "greeter is unavailable: connection refused"
+CORE_TEXT = "connections to all backends failing; last error: UNKNOWN: ipv4:10.1.2.3:50051"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ],
+)
+def test_grpc_core_text_never_reaches_callers_clients(code: grpc.StatusCode) -> None:
+    error = greeter_error(code, CORE_TEXT)
+    for message in (greeter_failure_message(error), translate_greeter_error(error).message):
+        assert "10.1.2.3" not in message
+        assert message.startswith("greeter ")
+
+
+def test_greeters_validation_message_stays() -> None:
+    error = greeter_error(grpc.StatusCode.INVALID_ARGUMENT, "name: must not be empty")
+    assert greeter_failure_message(error) == "name: must not be empty"
 
 
 def test_name_lists_are_checked_for_count_and_length() -> None:

@@ -25,7 +25,8 @@ def is_open(method: str) -> bool:
 
 
 class TokenChecker:
-    """Accepts `authorization: Bearer <token>` when token is one of the configured secrets."""
+    """Accepts `authorization: Bearer <token>` (scheme in any case) when token is one of the
+    configured secrets."""
 
     def __init__(self, tokens: Sequence[SecretStr]) -> None:
         self._tokens = [token.get_secret_value().encode() for token in tokens]
@@ -38,9 +39,10 @@ class TokenChecker:
             if key == AUTHORIZATION:
                 presented = value
                 break
-        if not isinstance(presented, str) or not presented.startswith(BEARER):
+        # The scheme is case-insensitive (RFC 7235 2.1: `bearer` is `Bearer`); the token is not.
+        if not isinstance(presented, str) or presented[: len(BEARER)].lower() != BEARER.lower():
             return False
-        candidate = presented.removeprefix(BEARER).encode()
+        candidate = presented[len(BEARER) :].encode()
         # Compare against every token, without stopping early, so timing reveals nothing.
         accepted = False
         for token in self._tokens:

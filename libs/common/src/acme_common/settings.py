@@ -50,10 +50,20 @@ def _existing_file(path: Path) -> Path:
     return path
 
 
+def _visible_ascii(token: SecretStr) -> SecretStr:
+    """A bearer token grpc can send: 1+ visible ASCII characters (RFC 6750 b64token is a
+    subset; a newline or a non-ASCII letter would fail every call as illegal metadata)."""
+    value = token.get_secret_value()
+    if not value or not all("!" <= character <= "~" for character in value):
+        raise ValueError("must be visible ASCII characters (no spaces, newlines or accents)")
+    return token
+
+
 # The types of settings fields that services share (use them in a service's own settings).
 Port = Annotated[int, Field(ge=0, le=65535)]  # a TCP port; 0 = any free one where allowed
 PemFile = Annotated[Path, AfterValidator(_existing_file)]  # a PEM file that must exist
 Tokens = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_split_tokens)]
+BearerToken = Annotated[SecretStr, AfterValidator(_visible_ascii)]  # a token to present
 
 
 class ProcessSettings(BaseSettings):
@@ -202,7 +212,9 @@ class ClientSettings(BaseSettings):
     timeout: float = Field(
         default=5.0, gt=0, le=300, description="Deadline (s) of a call when the caller set none."
     )
-    auth_token: SecretStr | None = Field(default=None, description="Bearer token to present.")
+    auth_token: BearerToken | None = Field(
+        default=None, description="Bearer token to present (visible ASCII)."
+    )
     tls_ca_file: PemFile | None = Field(
         default=None, description="CA (PEM) to verify the server with; set = use TLS."
     )

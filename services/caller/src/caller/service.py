@@ -12,7 +12,7 @@ from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_common.channels import outgoing_timeout
 from acme_common.runner import Runtime
 from acme_common.server import Service
-from caller.rules import check_names, translate_greeter_error
+from caller.rules import check_names, greeter_failure_message, translate_greeter_error
 from caller.settings import CallerSettings, GreeterClientSettings
 
 GREETER_SERVICE = greeter_pb2.DESCRIPTOR.services_by_name["GreeterService"].full_name
@@ -66,7 +66,7 @@ class CallerService(caller_pb2_grpc.CallerServiceServicer):
                     return caller_pb2.Introduction(
                         name=name,
                         error_code=error.code().name,
-                        error_message=error.details() or "",
+                        error_message=greeter_failure_message(error),
                     )
             return caller_pb2.Introduction(
                 name=name, message=reply.message, greeter_instance=reply.served_by

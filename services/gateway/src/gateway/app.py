@@ -17,7 +17,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.bodies import RequestBodies
 from gateway.forwarding import ServiceApplication
+from gateway.refusals import GrpcNeedsHttp2, NotExposed
 
 STATIC = Path(__file__).parent / "static"
 
@@ -66,6 +68,32 @@ class Utf8Headers:
         await self.app(scope, receive, send)
 
 
+# Headers whose value connectrpc repeats in its error message when it refuses it. Every valid
+# value is far shorter (a timeout has at most 10 digits, an encoding is one short token), so
+# cutting longer ones keeps them invalid and the answer within the project's 1 KiB bound.
+ECHOED_HEADERS = frozenset({b"connect-timeout-ms", b"grpc-timeout", b"content-encoding"})
+MAX_ECHOED_VALUE = 64  # bytes
+
+
+class BoundedEchoes:
+    """Cuts the values of ECHOED_HEADERS to MAX_ECHOED_VALUE bytes before connectrpc, which
+    otherwise echoes an 8,000-digit timeout back in full."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers: list[tuple[bytes, Any]] = scope["headers"]
+            if any(len(v) > MAX_ECHOED_VALUE and k in ECHOED_HEADERS for k, v in headers):
+                bounded = [
+                    (key, value[:MAX_ECHOED_VALUE] if key in ECHOED_HEADERS else value)
+                    for key, value in headers
+                ]
+                scope = {**scope, "headers": bounded}
+        await self.app(scope, receive, send)
+
+
 class Health:
     """`/healthz`: 200 SERVING until shutdown starts, then 503 NOT_SERVING (a readiness
     probe's answer: take this replica out of the load balancer)."""
@@ -80,15 +108,24 @@ class Health:
 
 
 def create_app(
-    services: Sequence[ServiceApplication], health: Health, cors_origins: Sequence[str]
+    services: Sequence[ServiceApplication],
+    health: Health,
+    cors_origins: Sequence[str],
+    *,
+    max_request_bytes: int,
+    body_timeout: float,
 ) -> Starlette:
     """The whole HTTP surface. cors_origins: origins allowed to call cross-origin (`*` any);
-    empty = same origin only (no CORS headers are sent, browsers refuse other pages)."""
+    empty = same origin only (no CORS headers are sent, browsers refuse other pages).
+    max_request_bytes, body_timeout (seconds): see gateway.bodies."""
     routes: list[BaseRoute] = [Mount(service.path, app=service) for service in services]
     routes.append(Route("/healthz", health.endpoint, methods=["GET"]))
-    routes.append(Mount("/", app=StaticFiles(directory=STATIC, html=True)))
+    routes.append(Mount("/", app=NotExposed(StaticFiles(directory=STATIC, html=True))))
     middleware = [
+        Middleware(RequestBodies, max_bytes=max_request_bytes, timeout=body_timeout),
+        Middleware(GrpcNeedsHttp2),
         Middleware(Utf8Headers),
+        Middleware(BoundedEchoes),
         Middleware(
             CORSMiddleware,
             allow_origins=list(cors_origins),

@@ -5,13 +5,16 @@ id and the token, and answers the service's status as a Connect error."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import grpc
+from connectrpc.code import Code
 from connectrpc.compat import google_protobuf_codecs
+from connectrpc.errors import ConnectError
 from connectrpc.method import IdempotencyLevel, MethodInfo, StreamType
 from connectrpc.request import RequestContext
 from connectrpc.server import ConnectASGIApplication, Endpoint
@@ -54,7 +57,8 @@ def _stream_type(method: MethodDescriptor) -> StreamType:
 class Forwarder:
     """Calls the methods of one service over channel: the client's remaining deadline (less
     DEADLINE_MARGIN, so the service's DEADLINE_EXCEEDED comes back in time) or default_timeout;
-    with pass_authorization the client's `authorization` header goes along."""
+    with pass_authorization the client's `authorization` header goes along (one that is not
+    printable ASCII is refused as unauthenticated: grpc could not send it)."""
 
     def __init__(
         self,
@@ -85,6 +89,9 @@ class Forwarder:
         if self.pass_authorization:
             token = ctx.request_headers.get(AUTHORIZATION)
             if token is not None:
+                if not token.isascii() or not token.isprintable():
+                    # grpc cannot send it (illegal metadata): no service could accept it.
+                    raise ConnectError(Code.UNAUTHENTICATED, "invalid bearer token")
                 metadata = ((AUTHORIZATION, token),)
         return {"timeout": timeout, "metadata": metadata}
 
@@ -104,7 +111,13 @@ class Forwarder:
         path = f"/{self.service.full_name}/{method.name}"
         serialize: Callable[[Any], bytes] = request_type.SerializeToString
         deserialize: Callable[[bytes], Any] = response_type.FromString
-        name = self.service.full_name
+        # The gateway's own credentials (<NAME>_AUTH_TOKEN) are what the service judged,
+        # unless the client's token is passed on.
+        fail = functools.partial(
+            connect_error,
+            service=self.service.full_name,
+            own_credentials=not self.pass_authorization,
+        )
         if info.stream_type is StreamType.UNARY:
             unary_unary = self.channel.unary_unary(path, serialize, deserialize)
 
@@ -112,7 +125,7 @@ class Forwarder:
                 try:
                     return await unary_unary(request, **self._call_options(ctx))
                 except grpc.aio.AioRpcError as error:
-                    raise connect_error(error, name) from None
+                    raise fail(error) from None
 
             return Endpoint.unary(method=info, function=unary)
         if info.stream_type is StreamType.SERVER_STREAM:
@@ -120,7 +133,7 @@ class Forwarder:
 
             async def server_stream(request: Any, ctx: Context) -> AsyncIterator[Any]:
                 call = unary_stream(request, **self._call_options(ctx))
-                async for reply in _replies(call, name):
+                async for reply in _replies(call, fail):
                     yield reply
 
             return Endpoint.server_stream(method=info, function=server_stream)
@@ -132,7 +145,7 @@ class Forwarder:
                 try:
                     return await call
                 except grpc.aio.AioRpcError as error:
-                    raise connect_error(error, name) from None
+                    raise fail(error) from None
                 finally:
                     call.cancel()  # a no-op once the call has ended
 
@@ -141,7 +154,7 @@ class Forwarder:
 
         async def bidi_stream(requests: AsyncIterator[Any], ctx: Context) -> AsyncIterator[Any]:
             call = stream_stream(requests, **self._call_options(ctx))
-            async for reply in _replies(call, name):
+            async for reply in _replies(call, fail):
                 yield reply
 
         return Endpoint.bidi_stream(method=info, function=bidi_stream)
@@ -151,14 +164,16 @@ class Forwarder:
         return self._endpoints
 
 
-async def _replies(call: Any, service: str) -> AsyncIterator[Any]:
+async def _replies(
+    call: Any, fail: Callable[[grpc.aio.AioRpcError], ConnectError]
+) -> AsyncIterator[Any]:
     """The replies of a streaming call; its failure as a Connect error. A client that goes
     away (the generator is closed) cancels the call downstream."""
     try:
         async for reply in call:
             yield reply
     except grpc.aio.AioRpcError as error:
-        raise connect_error(error, service) from None
+        raise fail(error) from None
     finally:
         call.cancel()  # a no-op once the call has ended
 

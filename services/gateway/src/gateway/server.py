@@ -52,8 +52,11 @@ async def serve(settings: GatewaySettings, clients: Sequence[tuple[str, ClientSe
     channels: list[grpc.aio.Channel] = []
     services = []
     for name, client in clients:
+        # No retry policy here: the services retry their own calls (caller retries greeter),
+        # and retrying at two layers multiplies the attempts (4 x 4 greeter calls per browser
+        # call). grpc's transparent retries (a call that never left) stay on.
         channel = create_channel(
-            client, retry_services=[name], interceptors=client_interceptors(tracer_provider)
+            client, retry_services=[], interceptors=client_interceptors(tracer_provider)
         )
         channels.append(channel)
         forwarder = Forwarder(
@@ -70,7 +73,13 @@ async def serve(settings: GatewaySettings, clients: Sequence[tuple[str, ClientSe
             )
         )
     health = Health()
-    app = create_app(services, health, settings.gateway_cors_origins)
+    app = create_app(
+        services,
+        health,
+        settings.gateway_cors_origins,
+        max_request_bytes=settings.gateway_max_request_bytes,
+        body_timeout=settings.gateway_body_timeout,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 

@@ -64,6 +64,14 @@ class GatewaySettings(ProcessSettings):
         description="Largest request message accepted (after decompression); larger ones are "
         "answered resource_exhausted.",
     )
+    gateway_body_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds a request body may take to arrive, counted from the request until "
+        "the response starts; a slower client's call ends and its connection or stream is "
+        "freed.",
+    )
     gateway_pass_authorization: bool = Field(
         default=False,
         description="Forward the client's `authorization` header to the services (they check "

@@ -24,6 +24,8 @@ _OPAQUE = {
     grpc.StatusCode.INTERNAL: "the service failed",
 }
 
+_REFUSED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
+
 
 def connect_code(code: grpc.StatusCode) -> Code:
     """The Connect code of a gRPC status code (CANCELLED is spelt `canceled` there)."""
@@ -37,10 +39,19 @@ def grpc_code_name(code: Code) -> str:
     return "CANCELLED" if code is Code.CANCELED else code.name
 
 
-def connect_error(error: grpc.aio.AioRpcError, service: str) -> ConnectError:
-    """The Connect error that answers a failed gRPC call to service."""
+def connect_error(
+    error: grpc.aio.AioRpcError, service: str, *, own_credentials: bool = False
+) -> ConnectError:
+    """The Connect error that answers a failed gRPC call to service. own_credentials: the
+    call carried the gateway's own token (not the client's), so a refusal of it is the
+    gateway's misconfiguration and gets a WARNING."""
     code = error.code()
     message = error.details() or ""
+    if own_credentials and code in _REFUSED:
+        log.warning(
+            "the service refused the gateway's own credentials (<NAME>_AUTH_TOKEN?)",
+            extra={"service": service, "code": code.name, "detail": message[:512]},
+        )
     opaque = _OPAQUE.get(code)
     if opaque is not None:
         log.warning(
