@@ -10,14 +10,11 @@ uvloop, so a gain of our stack from uvloop is not mistaken for a gain over grpc.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import signal
-
 import grpc
 
 from acme.greeter.v1 import greeter_pb2_grpc
 from acme_common import event_loop
+from bench.servers import cli
 from greeter.service import GreeterService
 
 
@@ -29,20 +26,13 @@ async def serve(host: str, port: int) -> None:
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     print(f"serving on {host}:{bound}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = cli.stop_requested()
     await stop.wait()
     await server.stop(1)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
-    args = parser.parse_args()
+    args = cli.arguments(__doc__.splitlines()[0], loop_choice=True)
     event_loop.run(serve(args.host, args.port), args.loop)
 
 

@@ -8,9 +8,7 @@ The endpoint table is built by hand, as connectrpc's generated code would build 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import signal
 from typing import Any, cast
 
 from connectrpc.compat import google_protobuf_codecs
@@ -20,6 +18,7 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
 from acme.greeter.v1 import greeter_pb2
+from bench.servers import cli
 from greeter.service import GreeterService
 
 SAY_HELLO = "/acme.greeter.v1.GreeterService/SayHello"
@@ -61,19 +60,13 @@ async def serve(host: str, port: int) -> None:
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = cli.stop_requested()
     print(f"serving on {host}:{port}", flush=True)
     await hypercorn_serve(cast("Any", application()), config, shutdown_trigger=stop.wait)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
+    args = cli.arguments(__doc__.splitlines()[0])
     asyncio.run(serve(args.host, args.port))
 
 

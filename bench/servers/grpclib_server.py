@@ -8,15 +8,14 @@ it (no interceptor, health, reflection, metrics or logging). grpclib maps method
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import signal
 from typing import Any, cast
 
 from grpclib.const import Cardinality, Handler
 from grpclib.server import Server, Stream
 
 from acme.greeter.v1 import greeter_pb2
+from bench.servers import cli
 from greeter.service import GreeterService
 
 SAY_HELLO = "/acme.greeter.v1.GreeterService/SayHello"
@@ -52,20 +51,14 @@ async def serve(host: str, port: int) -> None:
     server = Server([GrpclibGreeter()])
     await server.start(host, port)
     print(f"serving on {host}:{port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = cli.stop_requested()
     await stop.wait()
     server.close()
     await server.wait_closed()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
+    args = cli.arguments(__doc__.splitlines()[0])
     asyncio.run(serve(args.host, args.port))
 
 

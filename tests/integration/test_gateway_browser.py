@@ -12,7 +12,6 @@ npm`. `npm ci` installs playwright-core into tests/browser/node/node_modules onc
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any, NoReturn
 import pytest
 
 from acme_devkit.environment import clean_environment
-from acme_devkit.node import npm_ci
+from acme_devkit.node import not_run, npm_ci
 
 from .conftest import GREETER_INSTANCE, GatewayProcess
 
@@ -34,14 +33,11 @@ BROWSER_TIMEOUT = 120.0
 
 
 def not_available(problem: str) -> NoReturn:
-    message = (
-        f"BROWSER TEST NOT RUN: {problem}. Install Debian's chromium, Node.js >= 18 and npm "
-        "(`apt-get install -y chromium nodejs npm`); CI's .ci/run installs them. "
-        f"{REQUIRE_VARIABLE}=1 turns this skip into a failure."
-    )
-    if os.environ.get(REQUIRE_VARIABLE) == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+    not_run(
+        "BROWSER TEST", problem,
+        "Debian's chromium, Node.js >= 18 and npm (`apt-get install -y chromium nodejs npm`)",
+        REQUIRE_VARIABLE,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

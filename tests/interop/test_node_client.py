@@ -14,7 +14,6 @@ fails instead), so CI must install them (Debian: `apt-get install -y nodejs npm`
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -23,7 +22,7 @@ from typing import NoReturn
 
 import pytest
 
-from acme_devkit.node import npm_ci
+from acme_devkit.node import not_run, npm_ci
 
 from .conftest import GREETER_INSTANCE, Server, scrubbed_environment
 
@@ -37,14 +36,11 @@ pytestmark = pytest.mark.integration
 
 def not_available(problem: str) -> NoReturn:
     """Skip loudly (or fail, with ACME_REQUIRE_NODE=1): nobody should miss that it did not run."""
-    message = (
-        f"NODE.JS INTEROP TEST NOT RUN: {problem}. Install Node.js >= {MIN_NODE_MAJOR} and npm "
-        "(Debian/Ubuntu: `apt-get install -y nodejs npm`); CI's .ci/run must install them. "
-        f"{REQUIRE_VARIABLE}=1 turns this skip into a failure."
-    )
-    if os.environ.get(REQUIRE_VARIABLE) == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+    not_run(
+        "NODE.JS INTEROP TEST", problem,
+        f"Node.js >= {MIN_NODE_MAJOR} and npm (Debian/Ubuntu: `apt-get install -y nodejs npm`)",
+        REQUIRE_VARIABLE,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
