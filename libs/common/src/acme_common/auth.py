@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 AUTHORIZATION = "authorization"
 BEARER = "Bearer "
+_BEARER_FOLDED = BEARER.lower()  # computed once: the check below runs on every RPC
 
 # Probes and tooling: open without a token (and access-logged at DEBUG, access_log.py).
 OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
@@ -40,7 +41,10 @@ class TokenChecker:
                 presented = value
                 break
         # The scheme is case-insensitive (RFC 7235 2.1: `bearer` is `Bearer`); the token is not.
-        if not isinstance(presented, str) or presented[: len(BEARER)].lower() != BEARER.lower():
+        if not isinstance(presented, str):
+            return False
+        # `Bearer ` as written is the common case; only another spelling is case-folded.
+        if not presented.startswith(BEARER) and presented[: len(BEARER)].lower() != _BEARER_FOLDED:
             return False
         candidate = presented[len(BEARER) :].encode()
         # Compare against every token, without stopping early, so timing reveals nothing.
