@@ -277,7 +277,7 @@ def build_rows(
         Row("4", "greeter, GRPC_WORKERS=2", raw, [g4], g4, token, concurrency=raw_conc),
         Row("8", "grpclib peer (pure-Python asyncio gRPC)", raw, [peer], peer,
             concurrency=raw_conc),
-        Row("9", "Connect peer (connectrpc on hypercorn, gRPC over h2c)", raw, [connect],
+        Row("9", "Connect peer (connectrpc on pyvoy, gRPC over h2c)", raw, [connect],
             connect, concurrency=raw_conc),
         Row("7", "C++ greeter (grpc++ callback)", raw, [], None, concurrency=raw_conc),
         Row("1p", "row 1 server, Python client", "python", [sync], sync, baseline="1p",

