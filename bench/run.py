@@ -51,6 +51,7 @@ class Config:
     soak_rate: float
     allow_apt: bool
     rows: set[str]
+    python_client: bool = False  # every row on the Python client, h2load or not
     production_soak: float | None = None  # minutes: run only bench/soak.py
     compression: bool = False  # run only bench/compression.py
 
@@ -373,6 +374,12 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     parser.add_argument("--soak-rate", type=float, default=500.0, help="soak calls/s")
     parser.add_argument("--no-apt", action="store_true", help="never run apt-get")
     parser.add_argument(
+        "--python-client",
+        action="store_true",
+        help="measure every row with the Python client (one HTTP/2 connection per row), "
+        "even where h2load is installed",
+    )
+    parser.add_argument(
         "--compression",
         action="store_true",
         help="run only the compression rows (bench/compression.py): CPU and bytes, gzip vs none",
@@ -413,6 +420,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         soak_rate=args.soak_rate,
         allow_apt=not args.no_apt,
         rows=rows,
+        python_client=args.python_client,
         production_soak=args.production_soak,
         compression=args.compression,
     )
@@ -445,8 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     before = machine()
 
     packages_problem = toolchain.ensure_packages(config.allow_apt, OUT / "apt.log")
-    h2load_path = h2load.find()
-    if h2load_path is None:
+    h2load_path = None if config.python_client else h2load.find()
+    if h2load_path is None and not config.python_client:
         print(f"bench: h2load unavailable ({packages_problem}); rows 1-4 and 7 use the Python "
               "client instead", file=sys.stderr)  # fmt: skip
     cpp = (

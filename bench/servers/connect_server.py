@@ -9,6 +9,7 @@ The endpoint table is built by hand, as connectrpc's generated code would build 
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any, cast
 
 from connectrpc.compat import google_protobuf_codecs
@@ -60,6 +61,8 @@ async def serve(host: str, port: int) -> None:
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
+    # As the gateway: hypercorn's default rotation (1,000 requests) drops the streams in flight.
+    config.keep_alive_max_requests = sys.maxsize
     stop = cli.stop_requested()
     print(f"serving on {host}:{port}", flush=True)
     await hypercorn_serve(cast("Any", application()), config, shutdown_trigger=stop.wait)

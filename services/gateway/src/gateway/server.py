@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Sequence
 from typing import cast
 
@@ -36,6 +37,9 @@ def hypercorn_config(settings: GatewaySettings) -> Config:
     config.accesslog = None  # one access-log line per RPC comes from Observation instead
     config.errorlog = logging.getLogger("hypercorn.error")
     config.include_server_header = False
+    # hypercorn's default (1,000) ends an HTTP/2 connection by GOAWAY after that many requests
+    # and drops the streams still in flight on it (their answers are lost); no rotation at all.
+    config.keep_alive_max_requests = sys.maxsize
     return config
 
 
