@@ -23,12 +23,16 @@ TARGETS = [
      "4", "3", "cpu_us_per_unit", 1.10, "max"),
     ("ahead of the grpclib peer: row 3 / row 8 throughput", "3", "8", "throughput", 1.0, "min"),
     ("ahead of the Connect peer: row 3 / row 9 throughput", "3", "9", "throughput", 1.0, "min"),
+    # The targets of issue #18: the HTTP edge against the production stack it fronts.
+    ("edge -> greeter: row 10 / row 3 throughput", "10", "3", "throughput", 0.8, "min"),
+    ("edge hop, 16 callers: row 10p p50 / row 5d p50", "10p", "5d", "p50_ms", 1.5, "max"),
 ]  # fmt: skip
 # Ratios reported without a target.
 INFO_RATIOS = [
     ("2u", "2", "throughput"),  # what uvloop alone gives a bare server
     ("4", "3", "throughput"),
     ("3", "7", "throughput"),  # our stack as a fraction of the C++ limit
+    ("10j", "10", "throughput"),  # Connect JSON against gRPC through the edge
 ]
 SOAK_GROWTH_LIMIT_PCT = 10.0
 

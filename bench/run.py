@@ -51,6 +51,7 @@ class Config:
     soak_rate: float
     allow_apt: bool
     rows: set[str]
+    python_client: bool = False  # every row on the Python client, h2load or not
     production_soak: float | None = None  # minutes: run only bench/soak.py
     compression: bool = False  # run only bench/compression.py
 
@@ -74,15 +75,34 @@ class Row:
     peak_rss_kib: int = 0
     concurrency: str = ""
     callers: int | None = None  # Python-client callers, when not --concurrency
+    request: str = "grpc"  # what h2load sends: a key of H2LOAD_REQUESTS
 
     @property
     def measurable(self) -> bool:
         return self.skipped is None and not self.failures and self.target is not None
 
 
+# What h2load sends per row: (path, body file in OUT, content type). "grpc" is SayHello as one
+# gRPC frame; the Connect JSON requests need the HTTP edge (rows 10j, 10c); only h2load sends them.
+H2LOAD_REQUESTS = {
+    "grpc": (launch.SAY_HELLO, "sayhello.grpc", "application/grpc"),
+    "json": (launch.SAY_HELLO, "sayhello.json", "application/json"),
+    "json-introduce": (launch.INTRODUCE, "introduce.json", "application/json"),
+}
+
+
+def write_h2load_bodies() -> None:
+    """The request bodies of H2LOAD_REQUESTS, in OUT."""
+    (OUT / "sayhello.grpc").write_bytes(h2load.grpc_frame(launch.say_hello_bytes()))
+    json_body = json.dumps({"name": launch.NAME}).encode()
+    (OUT / "sayhello.json").write_bytes(json_body)
+    (OUT / "introduce.json").write_bytes(json_body)
+
+
 # ------------------------------------------------------------------------------ metrics
-def scrape_handled(port: int | None) -> dict[str, float]:
-    """grpc_server_handled_total of SayHello by grpc_code, from /metrics ({} if no port)."""
+def scrape_handled(port: int | None, method: str) -> dict[str, float]:
+    """grpc_server_handled_total of method (its name: SayHello) by grpc_code, from /metrics
+    ({} if no port)."""
     if port is None:
         return {}
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, no proxy
@@ -90,7 +110,7 @@ def scrape_handled(port: int | None) -> dict[str, float]:
         text = response.read().decode()
     counts: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("grpc_server_handled_total{") and 'grpc_method="SayHello"' in line:
+        if line.startswith("grpc_server_handled_total{") and f'grpc_method="{method}"' in line:
             labels, _, value = line.rpartition(" ")
             code = labels.split('grpc_code="', 1)[1].split('"', 1)[0]
             counts[code] = counts.get(code, 0.0) + float(value)
@@ -98,17 +118,24 @@ def scrape_handled(port: int | None) -> dict[str, float]:
 
 
 # -------------------------------------------------------------------------- measurement
-def measure_h2load(row: Row, config: Config, executable: str, body: Path) -> dict[str, Any]:
+def measure_h2load(row: Row, config: Config, executable: str) -> dict[str, Any]:
     target = row.target
     if target is None:
         raise ServerError(f"row {row.key} has no target")
+    path, body, content_type = H2LOAD_REQUESTS[row.request]
+    method = path.rpartition("/")[2]
+    headers = (
+        h2load.grpc_headers(row.token)
+        if content_type == "application/grpc"
+        else [f"content-type: {content_type}", f"authorization: Bearer {row.token}"]
+    )
     port = launch.metrics_port(target)
-    before = scrape_handled(port)
+    before = scrape_handled(port, method)
     result = h2load.run(
         executable,
-        f"http://{target.address}{launch.SAY_HELLO}",
-        body,
-        h2load.grpc_headers(row.token),
+        f"http://{target.address}{path}",
+        OUT / body,
+        headers,
         clients=config.h2_clients,
         streams=config.h2_streams,
         warmup=config.warmup,
@@ -118,8 +145,14 @@ def measure_h2load(row: Row, config: Config, executable: str, body: Path) -> dic
     )
     measured = result.as_dict()
     if port is not None:  # h2load cannot see grpc-status: the server's own count can
-        after = scrape_handled(port)
-        non_ok = sum(v - before.get(code, 0.0) for code, v in after.items() if code != "OK")
+        after = scrape_handled(port, method)
+        # CANCELLED: the streams in flight that h2load itself resets when its duration ends
+        # (a server that sees them, like the edge, counts them); h2load reports its own errors.
+        non_ok = sum(
+            v - before.get(code, 0.0)
+            for code, v in after.items()
+            if code not in ("OK", "CANCELLED")
+        )
         measured["grpc_non_ok"] = int(non_ok)
         measured["errors"] += int(non_ok)
     return measured
@@ -157,11 +190,11 @@ def measure_python(row: Row, config: Config, **overrides: Any) -> dict[str, Any]
     return measured
 
 
-def measure(row: Row, config: Config, h2load_path: str | None, body: Path) -> None:
+def measure(row: Row, config: Config, h2load_path: str | None) -> None:
     """One run of row; a failure is recorded on the row, never raised."""
     try:
         if row.generator == "h2load" and h2load_path is not None:
-            measured = measure_h2load(row, config, h2load_path, body)
+            measured = measure_h2load(row, config, h2load_path)
         else:
             measured = measure_python(row, config)
     except (RuntimeError, ServerError, OSError, ValueError, subprocess.TimeoutExpired) as error:
@@ -265,6 +298,7 @@ def build_rows(
     g5 = launch.greeter("greeter-row5", logs, token)
     c5 = launch.caller("caller-row5", logs, token, g5.address)
     g6 = launch.greeter("greeter-row6", logs, token)
+    edge = launch.gateway("gateway-row10", logs, token, g5.address, c5.address)
     h2c = f"h2load -c{config.h2_clients} -m{config.h2_streams}"
     py = f"python -c{config.py_concurrency}"
     raw_conc = h2c if h2load_path else py
@@ -293,8 +327,19 @@ def build_rows(
         Row("6", f"greeter stream, {config.stream_messages} msgs/call", "python", [g6], g6, token,
             mode="stream", unit="msg/s", baseline="1p",
             concurrency=f"python -c{config.stream_concurrency}"),
+        # The HTTP edge in front of row 5's greeter and caller; the CPU counted is both hops'.
+        Row("10", "edge -> greeter, gRPC", raw, [edge, g5], edge, token, concurrency=raw_conc),
+        Row("10j", "edge -> greeter, Connect JSON", "h2load", [edge, g5], edge, token,
+            request="json", concurrency=h2c),
+        Row("10c", "edge -> caller -> greeter, Connect JSON", "h2load", [edge, c5, g5], edge,
+            token, mode="introduce", request="json-introduce", concurrency=h2c),
+        Row("10p", "edge -> greeter, gRPC, Python client", "python", [edge, g5], edge, token,
+            baseline="1p", concurrency=py),
     ]  # fmt: skip
     by_key = {row.key: row for row in rows}
+    if h2load_path is None:
+        for key in ("10j", "10c"):
+            by_key[key].skipped = "skipped: Connect JSON needs h2load"
     if cpp.binary is None:
         by_key["7"].skipped = f"skipped: {cpp.reason}"
     else:
@@ -315,23 +360,24 @@ def start_servers(rows: Sequence[Row]) -> list[ServerProcess]:
             servers.extend(s for s in row.servers if s not in servers)
     for server in servers:
         server.start()
-    probes: dict[str, Callable[[], str | None]] = {}
+    # Every request a row will send to a server (the edge answers two kinds) must work.
+    probes: dict[str, dict[str, Callable[[], str | None]]] = {}
     for row in rows:
         if row.skipped is not None or row.target is None:
             continue
+        kinds = probes.setdefault(row.target.name, {})
         if row.mode == "introduce":
-            probes[row.target.name] = partial(launch.introduce_problem, row.target, row.token or "")
+            kinds[row.mode] = partial(launch.introduce_problem, row.target, row.token or "")
         else:
-            probes[row.target.name] = partial(launch.say_hello_problem, row.target, row.token)
+            kinds[row.mode] = partial(launch.say_hello_problem, row.target, row.token)
     for row in rows:
         if row.skipped is not None:
             continue
         for server in row.servers:
-            probe = probes.get(server.name)
-            if probe is None:
-                continue
+            kinds = probes.get(server.name, {})
             try:
-                server.wait_ready(probe, timeout=60.0)
+                for probe in kinds.values():
+                    server.wait_ready(probe, timeout=60.0)
             except ServerError as error:
                 row.failures.append(f"start: {error}")
     return servers
@@ -373,6 +419,12 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     parser.add_argument("--soak-rate", type=float, default=500.0, help="soak calls/s")
     parser.add_argument("--no-apt", action="store_true", help="never run apt-get")
     parser.add_argument(
+        "--python-client",
+        action="store_true",
+        help="measure every row with the Python client (one HTTP/2 connection per row), "
+        "even where h2load is installed",
+    )
+    parser.add_argument(
         "--compression",
         action="store_true",
         help="run only the compression rows (bench/compression.py): CPU and bytes, gzip vs none",
@@ -385,8 +437,9 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     )
     parser.add_argument(
         "--rows",
-        default="1,2,2u,3,4,5,6,7,8,9",
-        help="comma-separated subset (5 includes 5d and the 1-caller rows, 1 1p)",
+        default="1,2,2u,3,4,5,6,7,8,9,10",
+        help="comma-separated subset (5 includes 5d and the 1-caller rows, 1 1p, 10 the "
+        "other edge rows)",
     )
     args = parser.parse_args(argv)
     quick = args.quick
@@ -395,7 +448,9 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         rows.add("1p")
     if "5" in rows:
         rows |= {"5d", "5d-c1", "5-c1"}
-    if rows & {"5", "6"}:
+    if "10" in rows:
+        rows |= {"10j", "10c", "10p", "5d"}  # 5d: the direct call of the edge hop's target
+    if rows & {"5", "6", "10"}:
         rows.add("1p")  # the Python-client baseline of rows 5, 5d and 6
     config = Config(
         runs=args.runs or (1 if quick else 3),
@@ -413,6 +468,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         soak_rate=args.soak_rate,
         allow_apt=not args.no_apt,
         rows=rows,
+        python_client=args.python_client,
         production_soak=args.production_soak,
         compression=args.compression,
     )
@@ -445,8 +501,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     before = machine()
 
     packages_problem = toolchain.ensure_packages(config.allow_apt, OUT / "apt.log")
-    h2load_path = h2load.find()
-    if h2load_path is None:
+    h2load_path = None if config.python_client else h2load.find()
+    if h2load_path is None and not config.python_client:
         print(f"bench: h2load unavailable ({packages_problem}); rows 1-4 and 7 use the Python "
               "client instead", file=sys.stderr)  # fmt: skip
     cpp = (
@@ -454,8 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "7" in config.rows
         else toolchain.CppServer(None, "not selected")
     )
-    body = OUT / "sayhello.grpc"
-    body.write_bytes(h2load.grpc_frame(launch.say_hello_bytes()))
+    write_h2load_bodies()
     token = secrets.token_urlsafe(16)
 
     rows = build_rows(config, token, logs, cpp, h2load_path)
@@ -468,7 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"bench: --- run {run + 1} of {config.runs} ---", flush=True)
             for row in rows:
                 if row.measurable:
-                    measure(row, config, h2load_path, body)
+                    measure(row, config, h2load_path)
         read_peak_rss(rows)
     finally:
         for server in servers:

@@ -16,6 +16,7 @@ from bench import h2load, procs
 from bench.procs import ServerProcess
 
 SAY_HELLO = "/acme.greeter.v1.GreeterService/SayHello"
+INTRODUCE = "/acme.caller.v1.CallerService/Introduce"
 NAME = "Ada"
 EXPECTED = f"Hello, {NAME}!"
 GRACE_PERIOD = "2"  # GRPC_GRACE_PERIOD of our services: stops stay short
@@ -97,6 +98,28 @@ def caller(name: str, logs: Path, token: str, greeter_address: str) -> ServerPro
     env = production_env(name, token, port)
     env.update({"GREETER_TARGET": greeter_address, "GREETER_AUTH_TOKEN": token})
     return ServerProcess(name, python("caller"), logs / f"{name}.log", env=env, port=port)
+
+
+def gateway(name: str, logs: Path, token: str, greeter: str, caller: str) -> ServerProcess:
+    """The HTTP edge (services/gateway) exposing GreeterService and CallerService at the
+    addresses given, with the production settings of our services: it checks the token and
+    sends it on to both."""
+    port = procs.free_port()
+    env = production_env(name, token, port)
+    del env["GRPC_PORT"], env["GRPC_HOST"], env["GRPC_GRACE_PERIOD"]
+    env.update(
+        {
+            "GATEWAY_HOST": procs.HOST,
+            "GATEWAY_PORT": str(port),
+            "GATEWAY_GRACE_PERIOD": GRACE_PERIOD,
+            "GATEWAY_SERVICES": "acme.greeter.v1.GreeterService,acme.caller.v1.CallerService",
+            "GREETER_TARGET": greeter,
+            "GREETER_AUTH_TOKEN": token,
+            "CALLER_TARGET": caller,
+            "CALLER_AUTH_TOKEN": token,
+        }
+    )
+    return ServerProcess(name, python("gateway"), logs / f"{name}.log", env=env, port=port)
 
 
 def metrics_port(server: ServerProcess) -> int | None:

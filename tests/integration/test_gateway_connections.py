@@ -1,0 +1,105 @@
+"""Nothing lost on a long-lived HTTP/2 connection to the gateway, as a real HTTP/2 client of
+another implementation (nghttp2's h2load) sees it: 10,000 Connect calls with 50 in flight on one
+connection are all answered (no rotation of the connection after N requests drops the streams
+in flight), and a SIGTERM in the middle of such a run completes every call the gateway
+accepted."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from acme_devkit.node import not_run
+
+from .conftest import GREETER_SERVICE, GatewayProcess, ServiceFactory, ServiceProcess
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+SAY_HELLO = f"/{GREETER_SERVICE}/SayHello"
+CALLS = 10_000
+IN_FLIGHT = 50
+H2LOAD_TIMEOUT = 240.0  # seconds: bounds the run on a slow, loaded machine
+
+
+@dataclass
+class H2load:
+    started: int
+    done: int
+    succeeded: int
+    failed: int
+    errored: int
+    output: str
+
+
+def h2load_path() -> str:
+    found = shutil.which("h2load")
+    if found is None:
+        not_run(
+            "the HTTP/2 connection tests",
+            "h2load is not on PATH",
+            "Debian's nghttp2-client",
+            "ACME_REQUIRE_H2LOAD",
+        )
+    return found
+
+
+def h2load_command(gateway: GatewayProcess, body: Path) -> list[str]:
+    """One client, one connection (-c1), CALLS Connect JSON calls, IN_FLIGHT at a time."""
+    return [
+        h2load_path(),
+        f"-n{CALLS}",
+        "-c1",
+        f"-m{IN_FLIGHT}",
+        "--connection-inactivity-timeout=30",  # a connection left hanging ends the run
+        "-d",
+        str(body),
+        "-H",
+        "content-type: application/json",
+        f"{gateway.url}{SAY_HELLO}",
+    ]
+
+
+def parse(output: str) -> H2load:
+    match = re.search(
+        r"requests: \d+ total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+        r"(\d+) errored",
+        output,
+    )
+    assert match is not None, output
+    started, done, succeeded, failed, errored = (int(group) for group in match.groups())
+    return H2load(started, done, succeeded, failed, errored, output)
+
+
+@pytest.fixture
+def body(tmp_path: Path) -> Path:
+    path = tmp_path / "say_hello.json"
+    path.write_bytes(b'{"name": "Ada"}')
+    return path
+
+
+def start_gateway(services: ServiceFactory, greeter: ServiceProcess, **env: str) -> GatewayProcess:
+    return services.start_gateway(
+        {"GATEWAY_SERVICES": GREETER_SERVICE, "GREETER_TARGET": greeter.address, **env}
+    )
+
+
+def test_one_connection_gets_every_answer(
+    services: ServiceFactory, greeter: ServiceProcess, body: Path
+) -> None:
+    gateway = start_gateway(services, greeter, ACCESS_LOG="errors")
+    result = subprocess.run(
+        h2load_command(gateway, body),
+        capture_output=True,
+        text=True,
+        timeout=H2LOAD_TIMEOUT,
+        check=False,
+    )
+    run = parse(result.stdout)
+    assert (run.started, run.done, run.succeeded) == (CALLS, CALLS, CALLS), run.output
+    assert gateway.http_health() is None  # still serving
+    assert [r for r in gateway.log_records() if r.get("level") == "ERROR"] == []
