@@ -6,6 +6,7 @@
 const { chromium } = require("playwright-core");
 
 const STEP_TIMEOUT_MS = 15000;
+const STREAM_OVER = "stream ended|^error:";
 
 function argument(name) {
   const index = process.argv.indexOf(`--${name}`);
@@ -15,15 +16,17 @@ function argument(name) {
   return process.argv[index + 1];
 }
 
-// Clicks a button, then waits until the reply area shows something other than "calling...".
-async function call(page, button) {
+// Clicks a button, then waits until the reply area shows something other than "calling..."
+// that matches `final` (a regular expression's source): a stream's replies show one by one, so
+// its call is over only once "stream ended" (or an error) shows.
+async function call(page, button, final = "") {
   await page.click(button);
   await page.waitForFunction(
-    () => {
+    (pattern) => {
       const text = document.getElementById("output").textContent;
-      return text !== "" && text !== "calling...";
+      return text !== "" && text !== "calling..." && new RegExp(pattern).test(text);
     },
-    undefined,
+    final,
     { timeout: STEP_TIMEOUT_MS },
   );
   const output = page.locator("#output");
@@ -61,7 +64,7 @@ async function main() {
     results.introduce_all = await call(page, "#introduce-all");
     await page.fill("#name", "Ada");
     await page.fill("#languages", "en, fr, de");
-    results.stream = await call(page, "#languages-stream");
+    results.stream = await call(page, "#languages-stream", STREAM_OVER);
 
     await page.selectOption("#protocol", "grpc-web");
     await page.fill("#name", "Grace");
@@ -69,7 +72,7 @@ async function main() {
     await page.fill("#name", "");
     results.grpc_web_empty_name = await call(page, "#introduce");
     await page.fill("#name", "Alan");
-    results.grpc_web_stream = await call(page, "#languages-stream");
+    results.grpc_web_stream = await call(page, "#languages-stream", STREAM_OVER);
   } finally {
     await context.close();
   }

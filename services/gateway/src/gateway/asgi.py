@@ -56,7 +56,7 @@ class Receiver:
 
 class Gateway:
     """The application of create_app(), built at lifespan startup. An exception that escapes
-    it is logged here (pyvoy would print it as plain text)."""
+    it is logged here as JSON (pyvoy would print it as plain text)."""
 
     def __init__(self) -> None:
         self.app: ASGIApp | None = None
@@ -71,6 +71,10 @@ class Gateway:
             raise RuntimeError("the application serves once its lifespan has started")
         try:
             await self.app(scope, Receiver(receive), send)
+        except asyncio.CancelledError:
+            # A call still running when the grace period ends: closing its channel cancelled
+            # it (its access-log line says CANCELLED); pyvoy would print a traceback.
+            return
         except Exception:
             log.exception("unhandled error", extra={"path": scope.get("path", "")[:200]})
 
