@@ -7,10 +7,12 @@ admin interface, a Unix socket in a private directory:
 - at once: /healthcheck/fail, so Envoy answers /healthz 503 (the listener is MODIFY_ONLY, so
   that alone closes no connection);
 - GATEWAY_DRAIN_DELAY seconds later: /drain_listeners?graceful with a drain time of 0 and the
-  immediate strategy: the listener stops accepting, each HTTP/2 connection gets a GOAWAY
-  (the final one DRAIN_TIMEOUT later) and each HTTP/1.1 connection `connection: close`, while
-  the streams already accepted go on;
-- once no connection is left, or GATEWAY_GRACE_PERIOD seconds later: /quitquitquit; Envoy
+  immediate strategy: the listener stops accepting; each connection, with its next response,
+  gets a GOAWAY (HTTP/2; the final one DRAIN_TIMEOUT later) or `connection: close`
+  (HTTP/1.1), while the streams already accepted go on; an idle HTTP/2 connection gets its
+  GOAWAY from the idle timeout (IDLE_TIMEOUT), as Envoy does not drain idle connections;
+- once no request is in flight and no HTTP/2 connection is left, or
+  GATEWAY_GRACE_PERIOD seconds later: /quitquitquit (idle HTTP/1.1 connections close); Envoy
   runs the application's lifespan shutdown (the channels close) and exits 0, and so does
   this process."""
 
@@ -46,12 +48,17 @@ log = logging.getLogger("acme.gateway")
 
 APP = "gateway.asgi:app"
 START_TIMEOUT = 30.0  # seconds Envoy gets to import the application and listen
-DRAIN_TIMEOUT = "1s"  # between an HTTP/2 connection's first GOAWAY and its final one
+DRAIN_TIMEOUT = 1.0  # seconds between an HTTP/2 connection's first GOAWAY and its final one
+# A connection without a request for that long is closed (HTTP/2: GOAWAY first), as hypercorn's
+# keep-alive timeout did. It is also how idle connections end in a drain: Envoy's drain closes
+# a connection only after its next response (envoyproxy/envoy#14350).
+IDLE_TIMEOUT = "5s"
 MAX_CONCURRENT_STREAMS = 100  # per HTTP/2 connection (hypercorn's default)
 MAX_CONNECTIONS = 10_000  # downstream connections Envoy accepts at once (overload manager)
-# Envoy's gauges of the application's listener: connections (the drain waits for none) and
-# requests open.
-ACTIVE = ("http.ingress_http.downstream_cx_active", "http.ingress_http.downstream_rq_active")
+# Envoy's gauges the drain waits for, until both are 0: requests in flight and HTTP/2
+# connections (each ends after its final GOAWAY; an idle HTTP/1.1 connection has nothing to be
+# told and is closed at the end).
+ACTIVE = ("http.ingress_http.downstream_rq_active", "http.ingress_http.downstream_cx_http2_active")
 # Envoy's own lines in the JSON log's shape (its levels are lower-case: info, warning, ...).
 JSON_LOG_FORMAT = '{"time":"%Y-%m-%dT%T.%e+00:00","level":"%l","logger":"envoy.%n","message":"%j"}'
 ENVOY_LOG_LEVELS = {"DEBUG": "info", "INFO": "warning", "WARNING": "warning", "ERROR": "error"}
@@ -117,7 +124,8 @@ def envoy_config(settings: Supervision, admin_socket: str) -> dict[str, Any]:
         0, {"name": "envoy.filters.http.health_check", "typed_config": health_check}
     )
     manager["server_header_transformation"] = "PASS_THROUGH"
-    manager["drain_timeout"] = DRAIN_TIMEOUT
+    manager["drain_timeout"] = f"{DRAIN_TIMEOUT}s"
+    manager["common_http_protocol_options"] = {"idle_timeout": IDLE_TIMEOUT}
     # From the request's start until its body has been read or its response has started
     # (Envoy answers 408 and the application sees a disconnect).
     manager["request_timeout"] = f"{settings.gateway_body_timeout}s"
@@ -218,9 +226,11 @@ async def drain(
         await admin(socket_path, "POST", "/healthcheck/fail")
         await asyncio.sleep(settings.gateway_drain_delay)
         await admin(socket_path, "POST", "/drain_listeners?graceful")
-        deadline = time.monotonic() + settings.gateway_grace_period
-        while (active := await gauges(socket_path, *ACTIVE))[ACTIVE[0]]:
-            if time.monotonic() >= deadline:
+        started = time.monotonic()
+        while any((active := await gauges(socket_path, *ACTIVE)).values()) or (
+            time.monotonic() < started + DRAIN_TIMEOUT  # streams racing the first GOAWAY
+        ):
+            if time.monotonic() >= started + settings.gateway_grace_period:
                 log.warning("grace period over: closing what is left", extra=active)
                 break
             await asyncio.sleep(0.05)
