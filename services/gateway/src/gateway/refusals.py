@@ -85,7 +85,7 @@ class NotExposed:
             return
         if content_type.startswith("application/grpc"):
             # grpcio refuses the status in headers followed by an empty DATA frame (which is
-            # how hypercorn ends a stream), so the status goes in real trailers.
+            # how an ASGI server may end a stream), so the status goes in real trailers.
             headers = [(b"content-type", b"application/grpc")]
             await send(
                 {"type": "http.response.start", "status": 200, "headers": headers, "trailers": True}
