@@ -5,8 +5,8 @@ Every case passes, or it is a known failure listed below with its cause and the 
 report; a listed case that passes fails the test too, so that the lists stay true. After the run
 both servers still answer a real call and have logged no ERROR.
 
-h2spec is a Go program (.ci/run installs it: `go install
-github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible`); the test finds it on PATH or in
+h2spec is a Go program at the version tools/go/go.mod pins (.ci/run installs it: `GOBIN=$(go env
+GOPATH)/bin go -C tools/go install tool`); the test finds it on PATH or in
 $(go env GOPATH)/bin and otherwise skips loudly (ACME_REQUIRE_H2SPEC=1: fails). Each case runs
 as its own `h2spec -j report.xml <case>` (the case id is the argument, the outcome is read from
 the JUnit report), WORKERS at a time: most of grpc core's failures are h2spec waiting out its
@@ -57,8 +57,8 @@ from tests.integration.gateway_http import post
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-H2SPEC_PACKAGE = "github.com/summerwind/h2spec/cmd/h2spec"
-H2SPEC_VERSION = "v2.2.1+incompatible"  # its newest tag `go install` accepts (no /v2 path later)
+H2SPEC_VERSION = "v2.2.1"  # tools/go/go.mod's; its newest tag Go accepts (no /v2 path later)
+INSTALL = "`GOBIN=$(go env GOPATH)/bin go -C tools/go install tool` (tools/go/go.mod pins it)"
 H2SPEC_CASES = 145  # v2.2.1's cases without -S (strict); another count is another version
 CASE_TIMEOUT = 1  # h2spec -o: seconds it waits for an expected frame (whole seconds only)
 WORKERS = 8  # h2spec processes at once: they mostly wait, so a 2-core machine runs 8 fine
@@ -243,7 +243,7 @@ def h2spec_path() -> str:
         not_run(
             "the h2spec conformance test",
             "h2spec is neither on PATH nor in $(go env GOPATH)/bin",
-            f"h2spec: `go install {H2SPEC_PACKAGE}@{H2SPEC_VERSION}`",
+            f"h2spec: {INSTALL}",
             "ACME_REQUIRE_H2SPEC",
         )
     return found
@@ -317,7 +317,7 @@ def run_suite(h2spec: str, port: int, directory: Path) -> dict[str, Outcome]:
     cases = list_cases(h2spec)
     assert len(cases) == H2SPEC_CASES, (
         f"h2spec lists {len(cases)} cases, {H2SPEC_VERSION} has {H2SPEC_CASES}: install the "
-        f"pinned version (`go install {H2SPEC_PACKAGE}@{H2SPEC_VERSION}`)"
+        f"pinned version: {INSTALL}"
     )
     directory.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(WORKERS) as pool:
