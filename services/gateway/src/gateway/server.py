@@ -51,6 +51,7 @@ APP = "gateway.asgi:app"
 START_TIMEOUT = 30.0  # seconds Envoy gets to import the application and listen
 DRAIN_TIMEOUT = 1.0  # seconds between an HTTP/2 connection's first GOAWAY and its final one
 IDLE_TIMEOUT = 60.0  # seconds a connection without a request stays open
+DELAYED_CLOSE_TIMEOUT = 0.25  # seconds; see envoy_config
 MAX_CONCURRENT_STREAMS = 100  # per HTTP/2 connection (hypercorn's default)
 MAX_CONNECTIONS = 10_000  # downstream connections Envoy accepts at once (overload manager)
 ACTIVE_CONNECTIONS = "http.ingress_http.downstream_cx_active"  # the drain waits for none
@@ -123,11 +124,21 @@ def envoy_config(settings: Supervision, directory: str) -> dict[str, Any]:
     )
     manager["server_header_transformation"] = "PASS_THROUGH"
     manager["drain_timeout"] = f"{DRAIN_TIMEOUT}s"
+    # After Envoy closes a connection (a protocol error, a final GOAWAY), how long it waits
+    # for the client's FIN before closing the socket (Envoy's default: 1 s, which h2spec's
+    # 1 s wait for the close of an erroneous connection could not see).
+    manager["delayed_close_timeout"] = f"{DELAYED_CLOSE_TIMEOUT}s"
     manager["common_http_protocol_options"] = {"idle_timeout": f"{IDLE_TIMEOUT}s"}
     # From the request's start until its body has been read or its response has started
     # (Envoy answers 408 and the application sees a disconnect).
     manager["request_timeout"] = f"{settings.gateway_body_timeout}s"
-    manager["http2_protocol_options"] = {"max_concurrent_streams": MAX_CONCURRENT_STREAMS}
+    manager["http2_protocol_options"] = {
+        "max_concurrent_streams": MAX_CONCURRENT_STREAMS,
+        # HTTP/2's initial windows (64 KiB, also hypercorn's; Envoy's default is 24 MiB per
+        # connection): what a client may send ahead of what the application has read.
+        "initial_stream_window_size": 65535,
+        "initial_connection_window_size": 65535,
+    }
     config["overload_manager"] = {
         "refresh_interval": "0.1s",
         "resource_monitors": [
