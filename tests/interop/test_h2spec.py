@@ -127,6 +127,20 @@ GATEWAY_KNOWN: dict[str, Known] = {
     **_each(ENVOY_PRIORITY_IGNORED, "http2/5.3.1/2", "http2/6.3/1"),
     **_each(ENVOY_WINDOW_OVERFLOW_CLOSES, "http2/6.9.1/2", "http2/6.9.1/3"),
 }
+# Cases that POST to the page's path and send their faulty frame after the HEADERS: the
+# application may answer first (405 from the static files, 18 bytes of DATA), Envoy then ends
+# the stream (RST_STREAM NO_ERROR, RFC 9113 8.1) and drops the faulty frame, or the frame comes
+# first and is the expected error; which one wins is a matter of scheduling. Over 12 runs of
+# the suite: 8.1.2.1/3 failed twice, 6.1/3 and 8.1.2.6/2 once each; no other case changed.
+GATEWAY_RACY: dict[str, Known] = _each(
+    Known(
+        "the application's early answer races the faulty frame on the same stream",
+        ENVOY_REPORT,
+    ),
+    "http2/6.1/3",
+    "http2/8.1.2.1/3",
+    "http2/8.1.2.6/2",
+)
 
 # The greeter: grpc core (grpcio), by cause.
 NOT_A_GRPC_CALL = Known(
@@ -464,8 +478,8 @@ def test_gateway_passes_h2spec(services: ServiceFactory, tmp_path: Path) -> None
         {"GATEWAY_SERVICES": GREETER_SERVICE, "GREETER_TARGET": greeter.address}
     )
     outcomes = run_suite(h2spec, gateway.port, tmp_path / "gateway-reports")
-    print(summary("gateway", outcomes, {}))
-    assert judge("gateway", outcomes, GATEWAY_KNOWN) == []
+    print(summary("gateway", outcomes, GATEWAY_RACY))
+    assert judge("gateway", outcomes, GATEWAY_KNOWN, GATEWAY_RACY) == []
 
     path, body = f"/{GREETER_SERVICE}/SayHello", b'{"name": "Ada"}'
     status, answer = h2c_post(gateway.address, path, body, "application/json")
