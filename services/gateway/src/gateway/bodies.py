@@ -5,12 +5,18 @@
   client's connection or stream is freed). hypercorn's own read_timeout cannot do this: it
   counts silence between reads, which a client dripping one byte a second never reaches, and
   it would also cut long server streams whose client has nothing more to send.
-- over HTTP/2, an answer sent before the body was read to its end (404, 415, 401, a bad
-  timeout, ...) holds back its end of stream until the rest of the body has come in (at most
-  GATEWAY_MAX_REQUEST_BYTES more bytes, within GATEWAY_BODY_TIMEOUT seconds). hypercorn 0.18
-  forgets a stream once its response is complete, and the client's DATA that then arrives
-  raises KeyError in its HTTP/2 protocol, which closes the whole connection with every other
-  stream on it (pgjones/hypercorn#329, unmerged; 0.18.0 is the newest release).
+- an answer sent before the body was read to its end (404, 415, 401, a bad timeout, a
+  message over the size limit, ...) holds back its end (of stream) until the rest of the body
+  has come in (at most DRAIN_MESSAGES x GATEWAY_MAX_REQUEST_BYTES more bytes, read and
+  dropped, within GATEWAY_BODY_TIMEOUT seconds); what it says goes out at once. Over HTTP/2,
+  hypercorn 0.18 forgets a stream once its response is complete, and the client's DATA that
+  then arrives raises KeyError in its HTTP/2 protocol, which closes the whole connection with
+  every other stream on it (pgjones/hypercorn#329, unmerged; 0.18.0 is the newest release).
+  Over HTTP/1.1 a server closes the connection when the response ends before the request;
+  closing with unread request bytes makes the kernel reset it, and a client still sending
+  loses the answer it has not read yet (found by the Connect conformance suite: `incomplete
+  envelope`, `use of closed network connection`); with the body read, the connection even
+  stays usable.
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ import contextlib
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
+# Request messages' worth of bytes an early answer waits for: a stream refused for its first
+# message (over the size limit) may have one more of that size on its way (the conformance
+# suite's first-request-exceeds-server-limit cases send 2 x 200 KiB).
+DRAIN_MESSAGES = 4
 
 
 class _Body:
@@ -83,7 +93,6 @@ class RequestBodies:
             await self.app(scope, receive, send)
             return
         body = _Body(receive, asyncio.get_running_loop().time() + self.timeout)
-        http2 = scope.get("http_version") == "2"
         trailers = False
 
         async def guarded_send(message: Message) -> None:
@@ -91,14 +100,14 @@ class RequestBodies:
             if message["type"] == "http.response.start":
                 body.response_started = True
                 trailers = bool(message.get("trailers", False))
-            if http2 and not body.done and _final(message, trailers):
+            if not body.done and _final(message, trailers):
                 if message.get("body"):
                     # The answer itself goes out now; only its end of stream waits.
                     await send({**message, "more_body": True})
                     message = {"type": "http.response.body", "body": b"", "more_body": False}
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.timeout):
-                        await body.drain(self.max_bytes)
+                        await body.drain(DRAIN_MESSAGES * self.max_bytes)
             await send(message)
 
         await self.app(scope, body.receive, guarded_send)
