@@ -8,6 +8,7 @@ the service's status as a Connect error."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib
 import pkgutil
@@ -202,6 +203,7 @@ class Forwarder:
                     raise fail(error) from None
                 finally:
                     call.cancel()  # a no-op once the call has ended
+                    await stream.close()
                 return response
 
             return Endpoint.client_stream(method=info, function=client_stream)
@@ -220,26 +222,57 @@ class Forwarder:
         return self._endpoints
 
 
+_END = object()  # the end of the client's request stream, in _RequestStream's queue
+
+
 class _RequestStream:
-    """The client's request messages as grpc reads them (in a task of its own) for a client
-    or bidi stream. When reading them fails (a message over GATEWAY_MAX_REQUEST_BYTES, a
-    malformed envelope, the client gone before its end), grpc cancels the call downstream, so
-    the service never takes a cut stream for a whole one, and the caller's `await call` ends
-    in CancelledError: raise_failure() answers the call with the reading's own error
-    instead (connectrpc would answer a CancelledError `canceled`, without an end of
-    stream)."""
+    """The client's request messages (connectrpc's request stream) for grpc, which reads
+    them in a task of its own, for a client or bidi stream.
+
+    They are read by a task of ours (close() stops it and waits for it) and handed over one
+    at a time: when the call ends before the client's stream does (the service answered
+    early, the deadline passed), connectrpc closes its request stream, which it cannot while
+    grpc's reader is inside it waiting for the client ("aclose(): asynchronous generator is
+    already running", an ERROR without an end of stream for the client). When reading them
+    fails (a message over GATEWAY_MAX_REQUEST_BYTES, a malformed envelope, the client gone
+    before the end), grpc cancels the call downstream, so the service never takes a cut
+    stream for a whole one, and the caller's `await call` ends in CancelledError:
+    raise_failure() answers the call with the reading's own error instead (connectrpc would
+    answer `canceled`, without an end of stream)."""
 
     def __init__(self, requests: AsyncIterator[Any]) -> None:
         self._requests = requests
+        self._handover: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)
+        self._reader: asyncio.Task[None] | None = None
         self.failure: Exception | None = None
 
     async def messages(self) -> AsyncIterator[Any]:
+        """What grpc reads."""
+        if self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(self._read())
+        while (item := await self._handover.get()) is not _END:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+    async def _read(self) -> None:
         try:
             async for request in self._requests:
-                yield request
+                await self._handover.put(request)
         except Exception as error:
             self.failure = error
-            raise
+            await self._handover.put(error)
+            return
+        await self._handover.put(_END)
+
+    async def close(self) -> None:
+        """Stop reading the client's stream (connectrpc closes it next) and end grpc's
+        reading of ours."""
+        if self._reader is not None and not self._reader.done():
+            self._reader.cancel()
+            await asyncio.wait([self._reader])
+        with contextlib.suppress(asyncio.QueueFull):
+            self._handover.put_nowait(_END)
 
     def raise_failure(self) -> None:
         """Inside `except CancelledError`: raise the reading's error, if reading failed and
@@ -278,6 +311,8 @@ async def _replies(
         raise fail(error) from None
     finally:
         call.cancel()  # a no-op once the call has ended
+        if requests is not None:
+            await requests.close()
 
 
 class ServiceApplication(ConnectASGIApplication[Forwarder]):
