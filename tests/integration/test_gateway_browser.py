@@ -20,7 +20,8 @@ from typing import Any, NoReturn
 import pytest
 
 from acme_devkit.environment import clean_environment
-from acme_devkit.node import not_run, npm_ci
+from acme_devkit.external import not_run
+from acme_devkit.node import npm_ci
 
 from .conftest import GREETER_INSTANCE, GatewayProcess
 

@@ -22,7 +22,8 @@ from typing import NoReturn
 
 import pytest
 
-from acme_devkit.node import not_run, npm_ci
+from acme_devkit.external import not_run
+from acme_devkit.node import npm_ci
 
 from .conftest import GREETER_INSTANCE, Server, scrubbed_environment
 

@@ -112,7 +112,9 @@ class _Outgoing:
 
 class _OutgoingUnaryUnary:
     """A unary method of a channel of create_channel: `await method(request, timeout=...)`
-    returns the response or raises grpc.aio.AioRpcError, as grpc's own."""
+    returns the response or raises grpc.aio.AioRpcError, as grpc's own; `await
+    method.with_call(request, ...)` returns the response and the ended call (its initial and
+    trailing metadata), as grpc's synchronous with_call."""
 
     def __init__(
         self,
@@ -135,7 +137,35 @@ class _OutgoingUnaryUnary:
         compression: grpc.Compression | None = None,
     ) -> Any:
         pairs = self._outgoing.metadata(metadata)
+        start = self._starter(request, pairs, timeout, credentials, wait_for_ready, compression)
+        call = await self._outgoing.call(self._bound, pairs, start)
+        return await call  # the status is in: the response, or the call's AioRpcError
 
+    async def with_call(
+        self,
+        request: Any,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - grpc's call signature
+        metadata: Sequence[tuple[str, str | bytes]] | None = None,
+        credentials: grpc.CallCredentials | None = None,
+        wait_for_ready: bool | None = None,
+        compression: grpc.Compression | None = None,
+    ) -> tuple[Any, grpc.aio.UnaryUnaryCall[Any, Any]]:
+        """The response and the call, once it has ended; AioRpcError as __call__."""
+        pairs = self._outgoing.metadata(metadata)
+        start = self._starter(request, pairs, timeout, credentials, wait_for_ready, compression)
+        call = await self._outgoing.call(self._bound, pairs, start)
+        return await call, call
+
+    def _starter(
+        self,
+        request: Any,
+        pairs: tuple[tuple[str, str | bytes], ...],
+        timeout: float | None,
+        credentials: grpc.CallCredentials | None,
+        wait_for_ready: bool | None,
+        compression: grpc.Compression | None,
+    ) -> Callable[[], Any]:
         def start() -> Any:
             return self._method(
                 request,
@@ -146,8 +176,7 @@ class _OutgoingUnaryUnary:
                 compression=compression,
             )
 
-        call = await self._outgoing.call(self._bound, pairs, start)
-        return await call  # the status is in: the response, or the call's AioRpcError
+        return start
 
 
 class _OutgoingStreaming:

@@ -22,8 +22,11 @@ def _split_list(value: object) -> object:
 
 CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_list)]
 
-# acme.<name>.v1.<Name>Service: the proto package names the service, the scaffold's convention.
-_SERVICE_NAME = re.compile(r"acme\.([a-z][a-z0-9_]*)\.v[0-9]+\.[A-Z][A-Za-z0-9]*")
+# A service's full proto name, <package>.<Service>, its package of lower-case segments
+# (acme.caller.v1, connectrpc.conformance.v1; buf's PACKAGE_LOWER_SNAKE_CASE).
+_SERVICE_NAME = re.compile(r"((?:[a-z][a-z0-9_]*\.)+)[A-Z][A-Za-z0-9]*")
+# A package's version segment (buf's PACKAGE_VERSION_SUFFIX): v1, v2beta1, v1alpha, v1p1beta1.
+_VERSION = re.compile(r"v[0-9]+(?:(?:p[0-9]+)?(?:alpha|beta)[0-9]*)?")
 # An origin as browsers send it (RFC 6454): scheme://host[:port], nothing after it.
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
 
@@ -49,9 +52,10 @@ class GatewaySettings(ProcessSettings):
     gateway_services: CommaList = Field(
         default=("acme.caller.v1.CallerService",),
         min_length=1,
-        description="gRPC services exposed, by full name (acme.<name>.v1.<Name>Service); each "
-        "is reached through the <NAME>_TARGET, <NAME>_TIMEOUT, <NAME>_AUTH_TOKEN, <NAME>_TLS_* "
-        "variables.",
+        description="gRPC services exposed, by full name (acme.<name>.v1.<Name>Service, "
+        "<package>.<Service>); each is reached through the variables of its prefix, the last "
+        "package segment that is not a version: <NAME>_TARGET, <NAME>_TIMEOUT, "
+        "<NAME>_AUTH_TOKEN, <NAME>_TLS_*.",
     )
     gateway_cors_origins: CommaList = Field(
         default=(),
@@ -86,12 +90,21 @@ class GatewaySettings(ProcessSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        prefixes: dict[str, str] = {}
         for name in self.gateway_services:
-            if not _SERVICE_NAME.fullmatch(name):
+            prefix = _prefix(name)
+            if prefix is None:
                 raise ValueError(
                     f"GATEWAY_SERVICES: {name[:80]!r} is not a service name "
                     "like acme.caller.v1.CallerService"
                 )
+            if prefix in prefixes and prefixes[prefix] != name:
+                # Both would read the same <NAME>_TARGET: one of them would reach the other.
+                raise ValueError(
+                    f"GATEWAY_SERVICES: {prefixes[prefix]} and {name[:80]} would both be "
+                    f"configured by {prefix}TARGET, ...; expose only one of them"
+                )
+            prefixes[prefix] = name
         for origin in self.gateway_cors_origins:
             if origin != "*" and not _ORIGIN.fullmatch(origin):
                 raise ValueError(
@@ -101,12 +114,22 @@ class GatewaySettings(ProcessSettings):
         return self
 
 
-def env_prefix(service: str) -> str:
-    """`acme.caller.v1.CallerService` -> `CALLER_`: the prefix of its client settings."""
+def _prefix(service: str) -> str | None:
     match = _SERVICE_NAME.fullmatch(service)
     if match is None:
+        return None
+    segments = [s for s in match.group(1).split(".") if s and not _VERSION.fullmatch(s)]
+    return f"{segments[-1].upper()}_" if segments else None
+
+
+def env_prefix(service: str) -> str:
+    """The prefix of a service's client settings: its package's last segment that is not a
+    version, upper-case: `acme.caller.v1.CallerService` -> `CALLER_`,
+    `connectrpc.conformance.v1.ConformanceService` -> `CONFORMANCE_`."""
+    prefix = _prefix(service)
+    if prefix is None:
         raise ValueError(f"not a service name: {service!r}")
-    return f"{match.group(1).upper()}_"
+    return prefix
 
 
 class CallerClientSettings(ClientSettings):

@@ -1,5 +1,6 @@
 """gRPC statuses as Connect errors: the same code (Connect's codes are gRPC's, in snake case,
-connectrpc.com/docs/protocol#error-codes), the service's message, and every detail of its
+connectrpc.com/docs/protocol#error-codes), the service's message (unless grpc core may have
+written it, see _OPAQUE), and every detail of its
 google.rpc.Status (grpc-status-details-bin) passed on as it came, so a validation error reaches
 the browser as invalid_argument with its google.rpc.BadRequest field violations."""
 
@@ -17,7 +18,8 @@ from acme_common.errors import status_details
 log = logging.getLogger("acme.gateway")
 
 # Codes whose message grpc core may have written about the gateway's own connections
-# (addresses, resolver errors): the client gets a fixed text, the log the original.
+# (addresses, resolver errors): unless the service sent the status (see _from_service), the
+# client gets a fixed text, the log the original.
 _OPAQUE = {
     grpc.StatusCode.UNAVAILABLE: "the service is unavailable",
     grpc.StatusCode.UNKNOWN: "the service failed",
@@ -39,6 +41,14 @@ def grpc_code_name(code: Code) -> str:
     return "CANCELLED" if code is Code.CANCELED else code.name
 
 
+def _from_service(error: grpc.aio.AioRpcError) -> bool:
+    """Whether the service itself sent this status: it came with trailing metadata (its
+    google.rpc.Status in grpc-status-details-bin, or trailers of its own), which only a
+    server's answer carries; a status grpc core makes up about the gateway's connection
+    (unreachable, reset, ...) has none."""
+    return bool(error.trailing_metadata())
+
+
 def connect_error(
     error: grpc.aio.AioRpcError, service: str, *, own_credentials: bool = False
 ) -> ConnectError:
@@ -53,7 +63,7 @@ def connect_error(
             extra={"service": service, "code": code.name, "detail": message[:512]},
         )
     opaque = _OPAQUE.get(code)
-    if opaque is not None:
+    if opaque is not None and not _from_service(error):
         log.warning(
             "downstream call failed",
             extra={"service": service, "code": code.name, "detail": message[:512]},

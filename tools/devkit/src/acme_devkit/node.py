@@ -3,12 +3,12 @@ tests that run Node.js programs (the interop client, the browser driver)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
-from typing import NoReturn
 
-import pytest
+from acme_devkit.external import not_run
+
+__all__ = ["NPM_TIMEOUT", "not_run", "npm_ci"]  # not_run: at home in acme_devkit.external
 
 NPM_TIMEOUT = 300.0  # seconds `npm ci` may take
 
@@ -30,16 +30,3 @@ def npm_ci(npm: str, directory: Path, timeout: float = NPM_TIMEOUT) -> str | Non
         check=False,
     )
     return None if result.returncode == 0 else f"npm ci failed:\n{result.stdout}{result.stderr}"
-
-
-def not_run(test: str, problem: str, install: str, require_variable: str) -> NoReturn:
-    """Skip loudly, or fail when require_variable=1 (CI sets it): nobody should miss that a
-    test needing tools from outside Python (Node.js, a browser) did not run. install says
-    how to get them."""
-    message = (
-        f"{test} NOT RUN: {problem}. Install {install}; CI's .ci/run installs them. "
-        f"{require_variable}=1 turns this skip into a failure."
-    )
-    if os.environ.get(require_variable) == "1":
-        pytest.fail(message)
-    pytest.skip(message)
