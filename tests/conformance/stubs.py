@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 from importlib import resources
@@ -26,8 +27,20 @@ from types import ModuleType
 from acme_devkit.go import go_env
 
 HERE = Path(__file__).resolve().parent
-VERSION = (HERE / "connectconformance-version.txt").read_text().strip()
 MODULE = "connectrpc.com/conformance"
+# tools/go/go.mod pins the version (.ci/run installs connectconformance from there).
+GO_MOD = HERE.parents[1] / "tools" / "go" / "go.mod"
+
+
+def _pinned(module: str) -> str:
+    """The version go.mod requires of module."""
+    found = re.search(rf"^\s*{re.escape(module)} (v\S+)", GO_MOD.read_text(), re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"{GO_MOD} requires no {module}")
+    return found.group(1)
+
+
+VERSION = _pinned(MODULE)
 PACKAGE = "connectrpc.conformance.v1"
 SERVICE = f"{PACKAGE}.ConformanceService"
 PROTOS = ("config.proto", "server_compat.proto", "service.proto")

@@ -9,8 +9,8 @@ limit) with its reference clients against the gateway, which forwards each call 
 conformance service on acme_common's server stack (launcher.py, service.py). Any unexpected
 failure fails the test, with the suite's own summary of what failed.
 
-connectconformance (the Go module connectrpc.com/conformance at the version in
-connectconformance-version.txt) is found on PATH or in $(go env GOPATH)/bin; without it, or
+connectconformance (the Go module connectrpc.com/conformance at the version tools/go/go.mod
+pins) is found on PATH or in $(go env GOPATH)/bin; without it, or
 without its protos in Go's module cache, the test is skipped loudly (ACME_REQUIRE_GO_TOOLS=1,
 set by .ci/run, which installs it: fails instead).
 """
@@ -57,7 +57,7 @@ def not_available(problem: str) -> NoReturn:
     not_run(
         "CONNECT CONFORMANCE SUITE",
         problem,
-        f"Go and `go install connectrpc.com/conformance/cmd/{PROGRAM}@{stubs.VERSION}` (into "
+        f"Go and `GOBIN=$(go env GOPATH)/bin go -C tools/go install tool` ({stubs.VERSION}; into "
         "$(go env GOPATH)/bin)",
         REQUIRE_VARIABLE,
     )

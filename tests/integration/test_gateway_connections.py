@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from acme_devkit.node import not_run
+from acme_devkit.external import not_run
 
 from .conftest import GREETER_SERVICE, GatewayProcess, ServiceFactory, ServiceProcess
 

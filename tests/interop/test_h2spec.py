@@ -7,7 +7,7 @@ both servers still answer a real call and have logged no ERROR.
 
 h2spec is a Go program at the version tools/go/go.mod pins (.ci/run installs it: `GOBIN=$(go env
 GOPATH)/bin go -C tools/go install tool`); the test finds it on PATH or in
-$(go env GOPATH)/bin and otherwise skips loudly (ACME_REQUIRE_H2SPEC=1: fails). Each case runs
+$(go env GOPATH)/bin and otherwise skips loudly (ACME_REQUIRE_GO_TOOLS=1: fails). Each case runs
 as its own `h2spec -j report.xml <case>` (the case id is the argument, the outcome is read from
 the JUnit report), WORKERS at a time: most of grpc core's failures are h2spec waiting out its
 timeout for a frame that never comes, so the waits overlap instead of adding up.
@@ -26,9 +26,7 @@ probing decides one case (http2/4.2/3, see below), and turning it off would cost
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import socket
 import subprocess
 import xml.etree.ElementTree as ElementTree
@@ -44,7 +42,8 @@ import h2.events
 import pytest
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from acme_devkit.node import not_run
+from acme_devkit.external import not_run
+from acme_devkit.go import go_program
 from tests.integration.conftest import (
     CHANNEL_OPTIONS,
     GREETER_SERVICE,
@@ -283,37 +282,16 @@ class Outcome:
 
 
 def h2spec_path() -> str:
-    """h2spec on PATH, else in $(go env GOPATH)/bin (where `go install` puts it)."""
-    found = shutil.which("h2spec") or next(
-        (
-            str(directory / "h2spec")
-            for directory in _go_bin_directories()
-            if os.access(directory / "h2spec", os.X_OK)
-        ),
-        None,
-    )
+    """h2spec on PATH, else where `go install` puts it (acme_devkit.go)."""
+    found = go_program("h2spec")
     if found is None:
         not_run(
             "the h2spec conformance test",
             "h2spec is neither on PATH nor in $(go env GOPATH)/bin",
             f"h2spec: {INSTALL}",
-            "ACME_REQUIRE_H2SPEC",
+            "ACME_REQUIRE_GO_TOOLS",
         )
-    return found
-
-
-def _go_bin_directories() -> Iterator[Path]:
-    if os.environ.get("GOBIN"):
-        yield Path(os.environ["GOBIN"])
-    go = shutil.which("go")
-    if go is not None:
-        result = subprocess.run(
-            [go, "env", "GOPATH"], capture_output=True, text=True, timeout=30, check=False
-        )
-        for entry in result.stdout.strip().split(os.pathsep):
-            if entry:
-                yield Path(entry) / "bin"
-    yield Path(os.environ.get("GOPATH", str(Path.home() / "go"))) / "bin"
+    return str(found)
 
 
 def list_cases(h2spec: str) -> list[str]:

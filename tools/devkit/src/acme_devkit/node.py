@@ -6,10 +6,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from acme_devkit.external import not_run
-
-__all__ = ["NPM_TIMEOUT", "not_run", "npm_ci"]  # not_run: at home in acme_devkit.external
-
 NPM_TIMEOUT = 300.0  # seconds `npm ci` may take
 
 
