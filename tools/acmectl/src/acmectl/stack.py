@@ -113,6 +113,10 @@ def run_stack(args: argparse.Namespace) -> None:
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        # The stop is under way: a second Ctrl-C, or nox passing the first one on, must not
+        # cut the wait for the children's drain short (a KeyboardInterrupt traceback).
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
         started = [service for service in reversed(children) if service.started]
         codes = {service.name: stop(service, interrupted) for service in started}
         print(f"stopped: {', '.join(f'{name} exit {code}' for name, code in codes.items())}")
