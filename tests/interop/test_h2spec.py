@@ -30,7 +30,7 @@ import re
 import socket
 import subprocess
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -443,16 +443,6 @@ def h2c_post(address: str, path: str, body: bytes, content_type: str) -> tuple[i
                 ended |= isinstance(event, h2.events.StreamEnded | h2.events.StreamReset)
             sock.sendall(connection.data_to_send())
     return status, received
-
-
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[ServiceFactory]:
-    """Own processes for one test, SIGTERMed at teardown (exit code 0 asserted)."""
-    factory = ServiceFactory(tmp_path)
-    try:
-        yield factory
-    finally:
-        factory.stop_all()
 
 
 def test_gateway_passes_h2spec(services: ServiceFactory, tmp_path: Path) -> None:
