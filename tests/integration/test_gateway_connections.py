@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import time
 import urllib.request
@@ -20,13 +22,21 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from acme_devkit.external import not_run
 
-from .conftest import GREETER_SERVICE, GatewayProcess, ServiceFactory, ServiceProcess, free_port
+from .conftest import (
+    GREETER_SERVICE,
+    HOST,
+    GatewayProcess,
+    ServiceFactory,
+    ServiceProcess,
+    free_port,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 SAY_HELLO = f"/{GREETER_SERVICE}/SayHello"
 CALLS = 10_000
 IN_FLIGHT = 50
+CANCELS = 20  # server streams cut by their client
 H2LOAD_TIMEOUT = 240.0  # seconds: bounds the run on a slow, loaded machine
 
 
@@ -156,3 +166,28 @@ def test_sigterm_mid_run_completes_every_accepted_call(
     assert CALLS // 10 <= run.succeeded < CALLS, run.output
     assert gateway.wait_exit() == 0
     assert [r for r in gateway.log_records() if r.get("level") == "ERROR"] == []
+
+
+def test_clients_that_cancel_a_server_stream_are_cancelled_quietly(
+    services: ServiceFactory, greeter: ServiceProcess
+) -> None:
+    """Clients that read the start of a server stream and go away (a close, or a reset): each
+    call is CANCELLED or OK in the access log, never UNKNOWN, and nothing is logged as an
+    ERROR (pyvoy raises its ClientDisconnectedError into the application)."""
+    gateway = start_gateway(services, greeter, ACCESS_LOG="all")
+    body = b'\x00\x00\x00\x00\x0e{"name":"Ada"}'
+    request = (
+        b"POST /acme.greeter.v1.GreeterService/SayHelloLanguages HTTP/1.1\r\nHost: gateway\r\n"
+        b"Content-Type: application/connect+json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    ) + body
+    for attempt in range(CANCELS):
+        with socket.create_connection((HOST, gateway.port), timeout=5) as client:
+            client.sendall(request)
+            assert client.recv(200).startswith(b"HTTP/1.1 200")
+            if attempt % 2:  # RST instead of FIN
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    assert gateway.http_health() is None  # still serving
+    records = gateway.log_records()
+    codes = {r["code"] for r in records if r.get("message") == "rpc"}
+    assert codes <= {"OK", "CANCELLED"}, codes
+    assert [r for r in records if r.get("level") == "ERROR"] == []

@@ -21,7 +21,7 @@ from acme_common.settings import load_settings
 from acme_common.tracing import client_interceptors, configure_tracing
 from gateway.app import create_app
 from gateway.forwarding import Forwarder, ServiceApplication, find_service
-from gateway.observation import Authentication, Observation
+from gateway.observation import Authentication, Observation, client_disconnected
 from gateway.settings import GatewaySettings, client_settings_type
 
 log = logging.getLogger("acme.gateway")
@@ -75,7 +75,13 @@ class Gateway:
             # A call still running when the grace period ends: closing its channel cancelled
             # it (its access-log line says CANCELLED); pyvoy would print a traceback.
             return
-        except Exception:
+        except Exception as error:
+            if client_disconnected(error):
+                # The client cancelled mid-answer: nothing is left to say to it (its
+                # access-log line says CANCELLED). pyvoy raises the same instance each time,
+                # whose traceback would grow by every raise and keep each call's frames.
+                error.__traceback__ = error.__context__ = error.__cause__ = None
+                return
             log.exception("unhandled error", extra={"path": scope.get("path", "")[:200]})
 
     async def lifespan(self, receive: Receive, send: Send) -> None:

@@ -43,13 +43,21 @@ def protocol_of(content_type: str) -> str:
     return "connect"
 
 
+def client_disconnected(error: BaseException) -> bool:
+    """Whether error is pyvoy's ClientDisconnectedError: the client went away while the
+    answer was being sent (its class lives in the extension only Envoy can load)."""
+    return type(error).__name__ == "ClientDisconnectedError"
+
+
 def error_code(error: Exception | None) -> str:
     """The gRPC name of the status a call ended with (an exception that is no ConnectError
-    is answered `unknown` by connectrpc)."""
+    is answered `unknown` by connectrpc; a client that went away is CANCELLED)."""
     if error is None:
         return grpc.StatusCode.OK.name
     if isinstance(error, ConnectError):
         return grpc_code_name(error.code)
+    if client_disconnected(error):
+        return grpc.StatusCode.CANCELLED.name
     return grpc.StatusCode.UNKNOWN.name
 
 
