@@ -7,8 +7,8 @@ the conformance service (service.py, on acme_common's server stack) and the gate
 of it, each as its own process through its normal entry point and environment variables
 (`python -m gateway` with GATEWAY_SERVICES=connectrpc.conformance.v1.ConformanceService and
 CONFORMANCE_TARGET), writes a ServerCompatResponse naming the gateway's address to stdout,
-and stops both when connectconformance stops it (SIGTERM), on SIGINT, or as soon as either of
-them exits (then with code 1).
+and stops both when connectconformance stops it (SIGTERM) or goes away, on SIGINT, or as soon
+as either of them exits (then with code 1).
 
 The stubs are the directory in ACME_CONFORMANCE_STUBS (the test generates them once), else
 generated into a temporary directory. The processes' logs go to ACME_CONFORMANCE_LOGS (a
@@ -103,6 +103,7 @@ def main() -> None:
     request = read_request(messages)
     if request.use_tls:
         raise SystemExit("launcher: the gateway serves plaintext only (config.yaml: no TLS)")
+    parent = os.getppid()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -123,6 +124,10 @@ def main() -> None:
             if service.returncode is not None or gateway.returncode is not None:
                 print(f"launcher: {service!r} or {gateway!r} exited early", file=sys.stderr)
                 code = 1
+                break
+            if os.getppid() != parent:
+                # connectconformance is gone without stopping us (killed, or stopped by a
+                # signal it does not handle): nobody will.
                 break
     finally:
         started = [process for process in (gateway, service) if process.started]
