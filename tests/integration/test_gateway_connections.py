@@ -160,11 +160,15 @@ def test_sigterm_mid_run_completes_every_accepted_call(
             client.kill()
             client.wait()
     run = parse(output)
-    # Every call the client started was answered, and answered with success: none was cut.
-    # After the GOAWAY it starts no more (h2load counts those as failed: it does not reconnect).
-    assert run.started == run.done == run.succeeded, run.output
+    # Every stream the client started has ended; after the GOAWAY it starts no more (h2load
+    # counts those as failed: it does not reconnect). A stream it sent before reading the
+    # final GOAWAY but above its last-stream-id was refused unprocessed (RFC 9113 6.8, safe to
+    # retry): h2load cannot tell that from a failure, the gateway's access log can. Every call
+    # the gateway accepted ended OK: with ACCESS_LOG=errors any other code would be a line.
+    assert run.started == run.done, run.output
     assert CALLS // 10 <= run.succeeded < CALLS, run.output
     assert gateway.wait_exit() == 0
+    assert [r for r in gateway.log_records() if r.get("message") == "rpc"] == []
     assert [r for r in gateway.log_records() if r.get("level") == "ERROR"] == []
 
 
