@@ -64,6 +64,21 @@ Port = Annotated[int, Field(ge=0, le=65535)]  # a TCP port; 0 = any free one whe
 PemFile = Annotated[Path, AfterValidator(_existing_file)]  # a PEM file that must exist
 Tokens = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_split_tokens)]
 BearerToken = Annotated[SecretStr, AfterValidator(_visible_ascii)]  # a token to present
+# What every listener of the product (gRPC server, HTTP edge) shares; each names its own.
+BindHost = Annotated[str, Field(min_length=1, description="Address the server binds to.")]
+GracePeriod = Annotated[
+    float,
+    Field(ge=0, le=300, description="Seconds in-flight calls get to finish after SIGTERM/SIGINT."),
+]
+DrainDelay = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=60,
+        description="Seconds between SIGTERM (health turns NOT_SERVING) and refusing new "
+        "calls, so load balancers and clients' health checks move traffic away first.",
+    ),
+]
 
 
 class ProcessSettings(BaseSettings):
@@ -97,6 +112,13 @@ class ProcessSettings(BaseSettings):
     tracing_exporter: Literal["none", "console", "otlp"] = Field(
         default="none", description="OpenTelemetry span exporter; otlp reads OTEL_EXPORTER_OTLP_*."
     )
+    # uvloop by default: it costs fewer instructions per call (bench/README.md, "Event loop");
+    # the whole test suite runs on both (nox -s tests_other_loop).
+    event_loop: EventLoop = Field(
+        default="uvloop",
+        description="Event loop the process runs on: uvloop (libuv) or asyncio (the standard "
+        "library's).",
+    )
 
 
 class ServerSettings(ProcessSettings):
@@ -105,28 +127,12 @@ class ServerSettings(ProcessSettings):
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
-    grpc_host: str = Field(default="0.0.0.0", description="Address the gRPC server binds to.")  # noqa: S104 - containers need it
+    grpc_host: BindHost = "0.0.0.0"  # noqa: S104 - containers need it
     grpc_port: Port = Field(default=50051, description="gRPC port (0 = any free).")
-    grpc_grace_period: float = Field(
-        default=10.0, ge=0, le=300, description="Seconds in-flight RPCs get to finish on SIGTERM."
-    )
-    grpc_drain_delay: float = Field(
-        default=0.0,
-        ge=0,
-        le=60,
-        description="Seconds between reporting NOT_SERVING and refusing new RPCs on SIGTERM, "
-        "so clients' health checks move traffic away first (2 in docker-compose.yml).",
-    )
+    grpc_grace_period: GracePeriod = 10.0
+    grpc_drain_delay: DrainDelay = 0.0
     grpc_workers: int = Field(
         default=1, ge=1, le=64, description="Server processes sharing the port (SO_REUSEPORT)."
-    )
-    # uvloop by default: under callgrind a SayHello on the production stack cost 592k
-    # instructions on uvloop against 799k on asyncio (a bare grpc.aio server: 352k vs 529k),
-    # bench/README.md "Event loop"; the whole test suite runs on both (nox -s tests_other_loop).
-    event_loop: EventLoop = Field(
-        default="uvloop",
-        description="Event loop the server runs on: uvloop (libuv) or asyncio (the standard "
-        "library's).",
     )
     grpc_max_concurrent_rpcs: int = Field(
         default=1000,

@@ -21,7 +21,7 @@ from acme_common.settings import load_settings
 from acme_common.tracing import client_interceptors, configure_tracing
 from gateway.app import create_app
 from gateway.forwarding import Forwarder, ServiceApplication, find_service
-from gateway.observation import Authentication, Observation, client_disconnected
+from gateway.observation import Authentication, EdgeObservation, client_disconnected
 from gateway.settings import GatewaySettings, client_settings_type
 
 log = logging.getLogger("acme.gateway")
@@ -111,7 +111,7 @@ class Gateway:
         configure_logging(settings.log_level, settings.log_format)
         self.tracer_provider = configure_tracing(settings.tracing_exporter, "gateway")
         interceptors: list[object] = [
-            Observation(instance=settings.instance_name, which=settings.access_log)
+            EdgeObservation(instance=settings.instance_name, which=settings.access_log)
         ]
         checker = checker_for(settings.auth_tokens)
         if checker is not None:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import grpc
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
-from connectrpc.request import RequestContext
 
 from acme_common import metrics
 from acme_common.auth import AUTHORIZATION, TokenChecker
@@ -23,6 +21,7 @@ from acme_common.request_ids import (
     sane_request_id,
 )
 from acme_common.tracing import current_trace_id
+from gateway.forwarding import Context
 from gateway.statuses import grpc_code_name
 
 log = logging.getLogger("acme.access")
@@ -30,7 +29,6 @@ log = logging.getLogger("acme.access")
 _GRPC_TYPES = {"UNARY": "unary", "CLIENT_STREAM": "client_stream"}
 _GRPC_TYPES |= {"SERVER_STREAM": "server_stream", "BIDI_STREAM": "bidi_stream"}
 
-Context = RequestContext[Any, Any]
 Started = tuple[float, metrics.ServerMethodMetrics]
 
 
@@ -61,7 +59,7 @@ def error_code(error: Exception | None) -> str:
     return grpc.StatusCode.UNKNOWN.name
 
 
-class Observation:
+class EdgeObservation:
     """A connectrpc metadata interceptor: on_start before the request message is read (so a
     refused token never gets a body parsed), on_end with the call's error."""
 
@@ -116,7 +114,7 @@ class Observation:
 class Authentication:
     """A connectrpc metadata interceptor refusing calls without one of AUTH_TOKENS
     (`authorization: Bearer <token>`, compared in constant time) before their request is
-    read; after Observation, so refused calls are counted and logged."""
+    read; after EdgeObservation, so refused calls are counted and logged."""
 
     def __init__(self, checker: TokenChecker) -> None:
         self.checker = checker

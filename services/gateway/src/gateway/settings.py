@@ -9,8 +9,14 @@ from typing import Annotated, Self
 from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from acme_common.event_loop import EventLoop
-from acme_common.settings import ClientSettings, Port, ProcessSettings
+from acme_common.settings import (
+    BindHost,
+    ClientSettings,
+    DrainDelay,
+    GracePeriod,
+    Port,
+    ProcessSettings,
+)
 
 
 def _split_list(value: object) -> object:
@@ -34,21 +40,10 @@ _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
 class GatewaySettings(ProcessSettings):
     """The gateway's configuration, from environment variables (README, Configuration)."""
 
-    gateway_host: str = Field(default="0.0.0.0", description="Address the HTTP server binds to.")  # noqa: S104 - containers need it
+    gateway_host: BindHost = "0.0.0.0"  # noqa: S104 - containers need it
     gateway_port: Port = Field(default=8080, description="HTTP port (HTTP/1.1 and h2c).")
-    gateway_grace_period: float = Field(
-        default=10.0,
-        ge=0,
-        le=300,
-        description="Seconds in-flight requests get to finish after SIGTERM/SIGINT.",
-    )
-    gateway_drain_delay: float = Field(
-        default=0.0,
-        ge=0,
-        le=60,
-        description="Seconds between SIGTERM (/healthz answers 503) and closing the listener, "
-        "so load balancers move traffic away first.",
-    )
+    gateway_grace_period: GracePeriod = 10.0
+    gateway_drain_delay: DrainDelay = 0.0  # /healthz answers 503 during it
     gateway_services: CommaList = Field(
         default=("acme.caller.v1.CallerService",),
         min_length=1,
@@ -76,11 +71,6 @@ class GatewaySettings(ProcessSettings):
         description="Seconds a request body may take to arrive, counted from the request until "
         "the response starts; a slower client's call ends and its connection or stream is "
         "freed.",
-    )
-    event_loop: EventLoop = Field(
-        default="uvloop",
-        description="Event loop the application runs on inside Envoy (pyvoy's loop): uvloop "
-        "or asyncio.",
     )
     gateway_pass_authorization: bool = Field(
         default=False,
