@@ -64,7 +64,7 @@ def lint(session: nox.Session) -> None:
     session.run("buf", "format", "--diff", "--exit-code")
     install_web_tools(session)
     session.run("python", "tools/codegen.py", "--check")
-    session.run("python", "tools/scaffold/breaking.py")  # buf breaking vs main / HEAD~1
+    session.run("python", "tools/breaking.py")  # buf breaking vs main / HEAD~1
     session.run("python", "tools/validate_k8s.py")
     session.run("hadolint", *DOCKERFILES)
     compose_problem = docker_problem(engine=False)
@@ -143,7 +143,7 @@ def breaking(session: nox.Session) -> None:
     """buf breaking: proto/ against main (its merge base), or HEAD~1 on main; loud skip without
     history (ACME_REQUIRE_BREAKING=1: fail instead). Also run by `lint`."""
     install(session)
-    session.run("python", "tools/scaffold/breaking.py", *session.posargs)
+    session.run("python", "tools/breaking.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -1,4 +1,4 @@
-"""Contract safety: tools/scaffold/breaking.py (`nox -s breaking`, part of `nox -s lint`).
+"""Contract safety: tools/breaking.py (`nox -s breaking`, part of `nox -s lint`).
 
 Each test builds a throwaway git repository holding copies of proto/ and buf.yaml, changes a
 contract the way a developer would, and runs the check there: removing a field, changing a field
@@ -20,7 +20,7 @@ import pytest
 pytestmark = pytest.mark.integration  # runs tools (buf, kubectl, uv, ...) as processes
 
 ROOT = Path(__file__).resolve().parents[2]
-BREAKING = ROOT / "tools" / "scaffold" / "breaking.py"
+BREAKING = ROOT / "tools" / "breaking.py"
 GREETER = Path("proto/acme/greeter/v1/greeter.proto")
 
 # A reproducible git: no user or system configuration, a fixed identity.

@@ -27,6 +27,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme_common import health_probe
+from acme_devkit.certificates import CertificateAuthority, KeyPair
 from acme_devkit.ports import HOST, free_port
 from acme_devkit.processes import ServiceProcess
 from tests.k8s.manifests import (
@@ -43,7 +44,6 @@ from tests.k8s.manifests import (
     overlay_dir,
     render,
 )
-from tests.production.certificates import CertificateAuthority, KeyPair
 
 pytestmark = pytest.mark.integration
 

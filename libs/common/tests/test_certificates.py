@@ -12,7 +12,7 @@ import pytest
 from acme_common import certificates
 from acme_common.certificates import ReloadingCertificates
 from acme_common.pem import check_pair
-from tests.production.certificates import CertificateAuthority, KeyPair
+from acme_devkit.certificates import CertificateAuthority, KeyPair
 
 
 @pytest.fixture

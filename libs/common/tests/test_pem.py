@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from acme_common import pem
-from tests.production.certificates import CertificateAuthority
+from acme_devkit.certificates import CertificateAuthority
 
 
 @pytest.fixture

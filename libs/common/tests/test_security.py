@@ -8,7 +8,7 @@ import grpc
 
 from acme_common.security import channel_credentials, server_credentials
 from acme_common.settings import ClientSettings, ServerSettings
-from tests.production.certificates import CertificateAuthority
+from acme_devkit.certificates import CertificateAuthority
 
 
 def test_plaintext_without_files(tmp_path: Path) -> None:

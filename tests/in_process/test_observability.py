@@ -21,7 +21,7 @@ from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_common.logs import JsonFormatter
 from acme_common.metrics import serve_metrics
-from tests.production.conftest import StartCaller, StartGreeter
+from tests.in_process.conftest import StartCaller, StartGreeter
 
 GREETER = "acme.greeter.v1.GreeterService"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

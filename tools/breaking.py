@@ -1,6 +1,6 @@
 """`buf breaking` for proto/: do the contracts in the work tree break what was there before?
 
-Usage: python tools/scaffold/breaking.py [--main-branch main] [--buf PATH]
+Usage: python tools/breaking.py [--main-branch main] [--buf PATH]
 Run from anywhere inside the repository (nox -s breaking, part of nox -s lint).
 
 "Before" is, as a buf git input (`buf breaking --against '.git#...'`):

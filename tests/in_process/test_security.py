@@ -12,8 +12,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from tests.production.certificates import CertificateAuthority
-from tests.production.conftest import StartCaller, StartGreeter, secure_channel
+from acme_devkit.certificates import CertificateAuthority
+from tests.in_process.conftest import StartCaller, StartGreeter, secure_channel
 
 HELLO = greeter_pb2.SayHelloRequest(name="Ada")
 

@@ -15,11 +15,11 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from acme_common.runner import Runtime
 from acme_common.server import ServiceHost
+from acme_devkit.certificates import CertificateAuthority
 from caller.service import build as build_caller
 from caller.settings import CallerSettings, GreeterClientSettings
 from greeter.service import build as build_greeter
 from greeter.settings import GreeterSettings
-from tests.production.certificates import CertificateAuthority
 
 StartGreeter = Callable[..., Awaitable[ServiceHost]]
 StartCaller = Callable[..., Awaitable[ServiceHost]]
