@@ -54,8 +54,8 @@ def codegen(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff, mypy --strict, buf lint/format/breaking, codegen drift, Kubernetes manifests,
-    hadolint and `docker compose config`."""
+    """ruff, mypy --strict, buf lint/format/breaking, codegen drift, the docs' settings tables
+    and links, Kubernetes manifests, hadolint and `docker compose config`."""
     install(session)
     session.run("ruff", "check", *SOURCES)
     session.run("ruff", "format", "--check", *SOURCES)
@@ -64,6 +64,8 @@ def lint(session: nox.Session) -> None:
     session.run("buf", "format", "--diff", "--exit-code")
     install_web_tools(session)
     session.run("python", "tools/codegen.py", "--check")
+    session.run("python", "tools/docs_config.py", "--check")  # settings tables vs the models
+    session.run("python", "tools/docs_links.py")  # relative links of README.md and docs/
     session.run("python", "tools/breaking.py")  # buf breaking vs main / HEAD~1
     session.run("python", "tools/validate_k8s.py")
     session.run("hadolint", *DOCKERFILES)

@@ -1,5 +1,5 @@
 """The Connect conformance suite (connectrpc.com/conformance) against the real edge: the
-gateway, forwarding to a conformance service on acme_common's server stack (README, "Connect
+gateway, forwarding to a conformance service on acme_common's server stack (docs/testing.md, "Connect
 conformance")."""
 
 # The gateway calls the service with this deadline (CONFORMANCE_TIMEOUT, launcher.py) when its

@@ -1,4 +1,4 @@
-"""The Connect conformance suite against the real edge (README, "Connect conformance"):
+"""The Connect conformance suite against the real edge (docs/testing.md, "Connect conformance"):
 
     connectconformance --mode server --conf config.yaml --known-failing @known-failing.txt
         -- python -m tests.conformance.launcher
@@ -41,7 +41,7 @@ KNOWN_FAILING = HERE / "known-failing.txt"
 REQUIRE_VARIABLE = "ACME_REQUIRE_GO_TOOLS"
 PROGRAM = "connectconformance"
 # RPCs the reference client has in flight at once. On 2 cores: 4 -> 41 s, 8 -> 33 s, 16 -> 33 s
-# for the whole suite (README, "Connect conformance").
+# for the whole suite (docs/testing.md, "Connect conformance").
 PARALLEL = 8
 # Server configurations (launcher processes, each a gateway and a service) run at once: one,
 # since each must answer connectconformance within 10 s of its start, which two starting

@@ -83,7 +83,7 @@ async def test_an_encoding_the_server_lacks_is_refused_by_grpc_core(
     services: ServiceFactory,
 ) -> None:
     # The gRPC spec prescribes UNIMPLEMENTED; grpc core (1.85) answers INTERNAL before any
-    # code of ours runs (README, Operating). The server serves on.
+    # code of ours runs (docs/operating.md). The server serves on.
     greeter = services.start_greeter()
     reply = await raw_unary_call(
         greeter.address, SAY_HELLO, b"not snappy", (("grpc-encoding", "snappy"),), compressed=True

@@ -2,7 +2,7 @@
 a greeter's peak RSS stays under MEMORY_BUDGET_MIB, it keeps answering health checks and
 calls, and bursts of legitimate calls get OK or RESOURCE_EXHAUSTED, never CANCELLED.
 
-The limits that enforce it (README, Operating): GRPC_MAX_CONCURRENT_STREAMS per connection,
+The limits that enforce it (docs/operating.md): GRPC_MAX_CONCURRENT_STREAMS per connection,
 grpc's bound on calls waiting for the event loop, GRPC_MAX_CONCURRENT_RPCS per process."""
 
 from __future__ import annotations

@@ -241,6 +241,9 @@ def test_the_services_are_complete_and_registered(
         port = max(ports.values()) + offset
         assert after[image] == port
         assert f"default={port}" in (service / "src" / name / "settings.py").read_text()
+        camel = "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+        settings_tables = (scaffolded / "docs" / "configuration.md").read_text()
+        assert f"### {name}: `{camel}Settings`" in settings_tables
         compose = yaml.safe_load((scaffolded / "docker-compose.yml").read_text())["services"]
         assert compose[image]["build"]["args"] == {"SERVICE": name, "PORT": str(port)}
         assert compose[image]["build"]["dockerfile"] == "services/Dockerfile"
@@ -278,6 +281,7 @@ def test_the_generated_code_passes_the_linters(scaffolded: Path) -> None:
     run_ok([venv_tool(scaffolded, "buf"), "lint"], scaffolded)
     run_ok([venv_tool(scaffolded, "buf"), "format", "--diff", "--exit-code"], scaffolded)
     run_ok([venv_tool(scaffolded, "python"), "tools/codegen.py", "--check"], scaffolded)
+    run_ok([venv_tool(scaffolded, "python"), "tools/docs_config.py", "--check"], scaffolded)
     run_ok([venv_tool(scaffolded, "python"), "tools/validate_k8s.py"], scaffolded)
     run_ok([venv_tool(scaffolded, "hadolint"), "services/Dockerfile"], scaffolded)
 

@@ -16,7 +16,8 @@ and adds the service where the repository lists services: a block in docker-comp
 resource in deploy/k8s/base/kustomization.yaml, an image in each overlay, its patch and its
 Certificate in those two components' kustomizations. Then `uv add` makes
 it a dependency of the workspace root (so `uv sync` installs it; uv edits pyproject.toml and
-uv.lock) and tools/codegen.py generates its stubs. No existing service's file is touched:
+uv.lock), tools/codegen.py generates its stubs and tools/docs_config.py the table of its
+settings in docs/configuration.md. No existing service's file is touched:
 every image comes from services/Dockerfile, and ruff and mypy find packages by glob.
 
 Its port is the one after the highest PORT build argument in docker-compose.yml (50053 at
@@ -343,6 +344,8 @@ def apply(names: Names, files: dict[str, str], root: Path) -> None:
         print("new_service: python tools/codegen.py", flush=True)
         print(run([sys.executable, "tools/codegen.py"], root, "codegen"), flush=True)
         tidy(files, root)  # import order needs the generated stubs in place
+        transaction.edit("docs/configuration.md")  # its settings get their table
+        print(run([sys.executable, "tools/docs_config.py"], root, "docs_config"), flush=True)
     except BaseException as error:
         transaction.rollback()
         print(f"new_service: {type(error).__name__}; everything was rolled back", file=sys.stderr)

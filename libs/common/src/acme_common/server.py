@@ -163,7 +163,7 @@ def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
         # Recycle connections now and then so clients re-resolve DNS and spread over new replicas.
         ("grpc.max_connection_age_ms", _milliseconds(settings.grpc_max_connection_age)),
         ("grpc.max_connection_age_grace_ms", _milliseconds(settings.grpc_max_connection_age_grace)),
-        # The memory budget (README, Operating). Calls that reached grpc core but not yet the
+        # The memory budget (docs/operating.md). Calls that reached grpc core but not yet the
         # asyncio loop wait in a queue that grpc bounds (grpc.server.max_pending_requests, 1000,
         # left at its default: raised to 10,000, one connection resetting 50,000 streams took
         # a greeter from 65 to 330-475 MiB). A connection may have this many calls open; a

@@ -138,7 +138,7 @@ class ServerSettings(ProcessSettings):
         default=1000,
         ge=1,
         description="Cap on the RPCs one server process runs at once; more get "
-        "RESOURCE_EXHAUSTED. Part of the memory budget (README, Operating).",
+        "RESOURCE_EXHAUSTED. Part of the memory budget (docs/operating.md).",
     )
     grpc_max_concurrent_streams: int = Field(
         default=32,

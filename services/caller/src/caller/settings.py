@@ -9,7 +9,7 @@ from acme_common.settings import ClientSettings, Port, ServerSettings
 
 
 class CallerSettings(ServerSettings):
-    """Caller's configuration, from environment variables (README, Configuration)."""
+    """Caller's configuration, from environment variables (docs/configuration.md)."""
 
     grpc_port: Port = Field(default=50052, description="gRPC port.")
     caller_max_names: int = Field(

@@ -1,4 +1,4 @@
-"""Which headers cross the gateway, each way (README, "Headers through the gateway").
+"""Which headers cross the gateway, each way (docs/gateway.md).
 
 Requests: the client's HTTP headers reach the service as gRPC metadata, except
 

@@ -38,7 +38,7 @@ _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
 
 
 class GatewaySettings(ProcessSettings):
-    """The gateway's configuration, from environment variables (README, Configuration)."""
+    """The gateway's configuration, from environment variables (docs/configuration.md)."""
 
     gateway_host: BindHost = "0.0.0.0"  # noqa: S104 - containers need it
     gateway_port: Port = Field(default=8080, description="HTTP port (HTTP/1.1 and h2c).")

@@ -8,7 +8,7 @@ from acme_common.settings import Port, ServerSettings
 
 
 class GreeterSettings(ServerSettings):
-    """Greeter's configuration, from environment variables (README, Configuration)."""
+    """Greeter's configuration, from environment variables (docs/configuration.md)."""
 
     grpc_port: Port = Field(default=50051, description="gRPC port.")
     greeter_max_stream_names: int = Field(
