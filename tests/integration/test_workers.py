@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -23,6 +24,7 @@ from .conftest import (
     HOST,
     RPC_TIMEOUT,
     START_TIMEOUT,
+    STOP_TIMEOUT,
     ServiceFactory,
     free_port,
 )
@@ -70,19 +72,35 @@ def sockets(pid: int, port: int, state: str) -> int:
     return count
 
 
-def handled_total(metrics_port: int) -> float:
-    """grpc_server_handled_total of SayHello/OK on the supervisor's merged /metrics."""
+def metric_sum(metrics_port: int, name: str, *labels: str) -> float:
+    """The sum of the samples of `name` having all these `key="value"` labels on the
+    supervisor's merged /metrics."""
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as reply:
         text = reply.read().decode()
     total = 0.0
     for line in text.splitlines():
-        if (
-            line.startswith("grpc_server_handled_total{")
-            and 'grpc_method="SayHello"' in line
-            and 'grpc_code="OK"' in line
-        ):
+        if line.startswith(name + "{") and all(label in line for label in labels):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def handled_total(metrics_port: int) -> float:
+    """grpc_server_handled_total of SayHello/OK on the supervisor's merged /metrics."""
+    return metric_sum(
+        metrics_port, "grpc_server_handled_total", 'grpc_method="SayHello"', 'grpc_code="OK"'
+    )
+
+
+async def wait_until_listening(workers: list[int], port: int, admin_port: int) -> None:
+    """Until every worker listens on port and one of them on admin_port: health answers once
+    the first worker listens, and connections opened before the others listen would all go
+    to the first."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while not all(sockets(pid, port, LISTEN) for pid in workers) or not any(
+        sockets(pid, admin_port, LISTEN) for pid in workers
+    ):
+        assert time.monotonic() < deadline, "not every worker listens on the port"
+        await asyncio.sleep(0.1)
 
 
 async def test_workers_share_the_port_merge_metrics_and_drain_on_sigterm(
@@ -103,14 +121,7 @@ async def test_workers_share_the_port_merge_metrics_and_drain_on_sigterm(
     # A channel of its own subchannel pool opens a connection of its own (grpc otherwise
     # shares one connection between channels to the same address).
     options = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
-    # Health answers once the first worker listens; connections opened before the other one
-    # listens would all go to the first.
-    deadline = time.monotonic() + START_TIMEOUT
-    while not all(sockets(pid, greeter.port, LISTEN) for pid in workers) or not any(
-        sockets(pid, admin_port, LISTEN) for pid in workers
-    ):
-        assert time.monotonic() < deadline, "not every worker listens on the port"
-        await asyncio.sleep(0.1)
+    await wait_until_listening(workers, greeter.port, admin_port)
     assert [sockets(pid, admin_port, LISTEN) for pid in workers].count(0) == WORKERS - 1
     assert health_probe.check(f"{HOST}:{admin_port}") == "SERVING"
     channels = [grpc.aio.insecure_channel(greeter.address, options) for _ in range(CHANNELS)]
@@ -152,6 +163,102 @@ async def test_workers_share_the_port_merge_metrics_and_drain_on_sigterm(
     assert await greeter.wait_exit_async() == 0
     for pid in workers:
         assert not running(pid), f"worker {pid} outlived the supervisor"
+
+
+async def eventually(probe: Callable[[], object], expected: object, what: str) -> None:
+    """Until probe() returns expected; fails after STOP_TIMEOUT with the last value seen."""
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while (value := probe()) != expected:
+        assert time.monotonic() < deadline, f"{what}: {value!r}, expected {expected!r}"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("victim_index", [0, 1], ids=["admin-worker", "other-worker"])
+async def test_a_killed_worker_leaves_no_state_behind_and_stops_the_group(
+    services: ServiceFactory, victim_index: int
+) -> None:
+    # SIGKILL (what the OOM killer sends) with calls in flight on both workers. One process
+    # killed this way takes its gauges with it and its pod restarts; a group must do the same:
+    # report only what the living worker holds, keep the dead one's counter totals (a counter
+    # must not go backwards), say which worker died and how, and stop as one process would.
+    metrics_port, admin_port = free_port(), free_port()
+    greeter = services.start_greeter(
+        {
+            "GRPC_WORKERS": str(WORKERS),
+            "METRICS_PORT": str(metrics_port),
+            "ADMIN_PORT": str(admin_port),
+            # The survivor drains until the test ends its calls, however slow the machine.
+            "GRPC_GRACE_PERIOD": "300",
+        }
+    )
+    workers = children(greeter.process.pid)
+    assert len(workers) == WORKERS
+    await wait_until_listening(workers, greeter.port, admin_port)
+    admin_worker = next(pid for pid in workers if sockets(pid, admin_port, LISTEN))
+    other_worker = next(pid for pid in workers if pid != admin_worker)
+    victim, survivor = (
+        (admin_worker, other_worker) if victim_index == 0 else (other_worker, admin_worker)
+    )
+    options = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
+    channels = [grpc.aio.insecure_channel(greeter.address, options) for _ in range(CHANNELS)]
+    try:
+        stubs: list[greeter_pb2_grpc.GreeterServiceAsyncStub] = [
+            greeter_pb2_grpc.GreeterServiceStub(channel) for channel in channels
+        ]
+        await asyncio.gather(
+            *(
+                stub.SayHello(greeter_pb2.SayHelloRequest(name="Ada"), timeout=RPC_TIMEOUT)
+                for stub in stubs
+            )
+        )
+        per_worker = {pid: sockets(pid, greeter.port, ESTABLISHED) for pid in workers}
+        assert sum(per_worker.values()) == CHANNELS, per_worker
+        assert all(per_worker.values()), f"a worker got no connection: {per_worker}"
+        # One Chat per connection: each worker has as many in flight as it has connections.
+        chats = [stub.Chat(None, timeout=STOP_TIMEOUT * 3) for stub in stubs]
+        for chat in chats:
+            await chat.write(greeter_pb2.ChatRequest(name="Before"))
+            assert isinstance(await chat.read(), greeter_pb2.ChatResponse)
+
+        def chat_in_flight() -> float:
+            return metric_sum(metrics_port, "grpc_server_in_flight", 'grpc_method="Chat"')
+
+        assert chat_in_flight() == CHANNELS
+
+        os.kill(victim, signal.SIGKILL)
+        await eventually(chat_in_flight, per_worker[survivor], "Chat in flight after the kill")
+        record = await greeter.wait_for_record(message="worker exited", pid=victim)
+        assert (record["level"], record["worker"]) == ("ERROR", victim_index), record
+        assert (record["exit_code"], record["signal"]) == (-signal.SIGKILL, "SIGKILL"), record
+        assert handled_total(metrics_port) == CHANNELS, "the dead worker's counts were lost"
+        started = metric_sum(metrics_port, "grpc_server_started_total", 'grpc_method="Chat"')
+        assert started == CHANNELS, "the dead worker's counts were lost"
+        # The group stops: the survivor drains (NOT_SERVING); without its host the admin port
+        # is gone, so probes fail either way and the orchestrator restarts the pod.
+        await eventually(
+            lambda: health_probe.check(f"{HOST}:{admin_port}"),
+            "UNAVAILABLE" if victim == admin_worker else "NOT_SERVING",
+            "health after the kill",
+        )
+        codes: list[grpc.StatusCode] = []
+        for chat in chats:
+            try:  # the survivor's calls finish; the victim's are gone with it
+                await chat.write(greeter_pb2.ChatRequest(name="After"))
+                assert isinstance(await chat.read(), greeter_pb2.ChatResponse)
+                await chat.done_writing()
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError):  # ended: see its code
+                pass
+            codes.append(await chat.code())
+        assert sorted(codes, key=str) == sorted(
+            [grpc.StatusCode.OK] * per_worker[survivor]
+            + [grpc.StatusCode.UNAVAILABLE] * per_worker[victim],
+            key=str,
+        )
+    finally:
+        for channel in channels:
+            await channel.close(None)
+    assert await greeter.wait_exit_async() == 1
+    assert not running(survivor), "the survivor outlived the supervisor"
 
 
 @pytest.mark.parametrize("second_workers", [1, WORKERS], ids=["one-worker", "two-workers"])

@@ -5,6 +5,16 @@ supervisor starts N copies of the same command line, each binding the same port 
 SO_REUSEPORT (the kernel spreads connections), forwards SIGTERM/SIGINT to all of them so each
 drains gracefully, and serves their merged Prometheus metrics on METRICS_PORT.
 
+A worker that exits without being asked (a crash, the OOM killer's SIGKILL, even exit code 0)
+stops the whole group, as one process ending stops its container: the supervisor reaps it at
+once, removes its live gauges from the merged metrics (prometheus_client's
+mark_process_dead: grpc_server_in_flight then counts only calls that are still served, while
+the dead worker's counters and histograms stay, as counters must not go backwards), logs an
+ERROR line with its index, pid, exit code and signal, and SIGTERMs the others, which drain
+(health NOT_SERVING; the admin port is gone if worker 0 died). It exits 0 only when every
+worker exited 0. Restarting the worker instead, as gunicorn does, was not chosen: see
+wait_for.
+
 The supervisor only waits and relays, yet the service's entry point has imported everything
 (grpc, protobuf, pydantic, OpenTelemetry: ~56 MiB) by the time it asks for one. So it first
 re-executes itself (same pid, so the orchestrator's signals still reach it) as
@@ -136,27 +146,70 @@ def _supervise(count: int, metrics_port: int, host: str, command: Sequence[str])
                 worker.send_signal(stopping[0])
         if metrics_port:
             serve_merged_metrics(metrics_port, host, metrics_dir)
-        return wait_for(workers, stopping)
+        return wait_for(workers, stopping, metrics_dir if metrics_port else None)
 
 
-def wait_for(workers: list[subprocess.Popen[bytes]], stopping: list[int]) -> int:
-    """Wait for every worker; if one dies on its own (not while stopping), stop the rest so the
-    orchestrator restarts the whole service. 0 when every worker exited 0."""
+def wait_for(
+    workers: list[subprocess.Popen[bytes]], stopping: list[int], metrics_dir: str | None
+) -> int:
+    """Wait for every worker (workers[i] is worker i); when one exits unasked (not after a
+    stop signal), stop the rest. 0 when every worker exited 0. metrics_dir: the multiprocess
+    directory served on METRICS_PORT, None when no one reads it.
+
+    The group stops rather than restart the worker (gunicorn's way) because that is what one
+    worker gives: a process that dies ends its container, and the orchestrator restarts it with
+    a back-off and counts the restarts, where people look. A restart in here would hide a
+    crash loop behind a pod that looks alive, and a crash often comes from what every worker
+    shares (configuration, a dependency, a poison request that is retried). The other workers
+    still drain their calls while the service's other replicas take the new ones."""
+    forget = _live_gauges_remover(metrics_dir)
     codes: dict[int, int] = {}
     while len(codes) < len(workers):
         pid, status = os.wait()
-        worker = next((w for w in workers if w.pid == pid), None)
-        if worker is None:
+        index = next((i for i, worker in enumerate(workers) if worker.pid == pid), None)
+        if index is None:
             continue
-        worker.returncode = codes[pid] = os.waitstatus_to_exitcode(status)
-        if codes[pid] != 0 and not stopping:
-            log.error("worker exited", extra={"pid": pid, "exit_code": codes[pid]})
+        code = codes[pid] = workers[index].returncode = os.waitstatus_to_exitcode(status)
+        # At once, not at the group's end: the merged metrics are served through the others'
+        # drain (up to GRPC_GRACE_PERIOD), and a dead worker's in-flight calls are not.
+        forget(pid)
+        asked = bool(stopping)
+        if code != 0 or not asked:  # a crash in the drain is no less a crash
+            log.error(
+                "worker exited",
+                extra={
+                    "worker": index,
+                    "pid": pid,
+                    "exit_code": code,
+                    "signal": _signal_name(-code) if code < 0 else None,
+                    "asked_to_stop": asked,
+                },
+            )
+        if not asked:
             stopping.append(signal.SIGTERM)
             for other in workers:
                 if other.returncode is None:
                     other.send_signal(signal.SIGTERM)
     log.info("workers stopped", extra={"exit_codes": list(codes.values())})
     return 0 if all(code == 0 for code in codes.values()) else 1
+
+
+def _live_gauges_remover(metrics_dir: str | None) -> Callable[[int], None]:
+    """A function that drops a dead worker's live gauges (multiprocess_mode live*, such as
+    grpc_server_in_flight) from metrics_dir; its counters and histograms stay."""
+    if metrics_dir is None:
+        return lambda _pid: None
+    from prometheus_client.multiprocess import mark_process_dead
+
+    return lambda pid: mark_process_dead(pid, metrics_dir)  # type: ignore[no-untyped-call]
+
+
+def _signal_name(signum: int) -> str:
+    """SIGKILL for 9; the number for a signal Python has no name for (most real-time ones)."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return str(signum)
 
 
 def _stop_with_supervisor() -> None:
