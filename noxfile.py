@@ -65,7 +65,7 @@ def lint(session: nox.Session) -> None:
     install_web_tools(session)
     session.run("python", "tools/codegen.py", "--check")
     session.run("python", "tools/scaffold/breaking.py")  # buf breaking vs main / HEAD~1
-    session.run("python", "tools/validate_k8s.py")
+    session.run("python", "tools/validate_k8s.py")  # schemas, code-derived invariants, kube-score
     session.run("hadolint", *DOCKERFILES)
     compose_problem = docker_problem(engine=False)
     if compose_problem is None:
