@@ -67,7 +67,7 @@ def lint(session: nox.Session) -> None:
     session.run("python", "tools/docs_config.py", "--check")  # settings tables vs the models
     session.run("python", "tools/docs_links.py")  # relative links of README.md and docs/
     session.run("python", "tools/breaking.py")  # buf breaking vs main / HEAD~1
-    session.run("python", "tools/validate_k8s.py")
+    session.run("python", "tools/validate_k8s.py")  # schemas, code-derived invariants, kube-score
     session.run("hadolint", *DOCKERFILES)
     compose_problem = docker_problem(engine=False)
     if compose_problem is None:

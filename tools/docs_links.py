@@ -2,8 +2,8 @@
 
 Usage: python tools/docs_links.py [FILE.md ...]
 
-Reads README.md, docs/*.md and bench/README.md (or the files given): each Markdown link or
-image whose target is not a URL must name a file or directory of the repository, relative to
+Reads README.md, docs/*.md, bench/README.md and deploy/k8s/README.md (or the files given):
+each Markdown link or image whose target is not a URL must name a file or directory of the repository, relative to
 the page, and a `#fragment` must be the anchor of a heading of the page it names (GitHub's
 rule: lower case, punctuation dropped, spaces to hyphens). Code blocks and code spans are not
 read. Exit code 1, with each broken link named, when any is broken (`nox -s lint` runs it).
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["README.md", "docs/*.md", "bench/README.md"]
+PAGES = ["README.md", "docs/*.md", "bench/README.md", "deploy/k8s/README.md"]
 LINK = re.compile(r"!?\[(?:[^\]\[]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 FENCE = re.compile(r"^\s*(```|~~~)")
 CODE_SPAN = re.compile(r"(`+).*?\1")

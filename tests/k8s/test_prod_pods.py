@@ -30,26 +30,27 @@ from acme_common import health_probe
 from acme_devkit.certificates import CertificateAuthority, KeyPair
 from acme_devkit.ports import HOST, free_port
 from acme_devkit.processes import ServiceProcess
-from tests.k8s.manifests import (
-    GRPC_APPS,
-    K8S,
+from tools.k8s_invariants import (
+    ROOT,
     TLS_DIR,
     App,
     EnvVar,
     Manifests,
     Obj,
     dig,
-    kustomize_images,
+    discovered_apps,
     named,
-    overlay_dir,
-    render,
 )
+from tools.validate_k8s import render
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "prod-pods-token"  # noqa: S105 - a test value; every AUTH_TOKENS and <PREFIX>_AUTH_TOKEN Secret value
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 RPC_TIMEOUT = 5.0
+K8S = ROOT / "deploy" / "k8s"
+APPS = discovered_apps()
+GRPC_APPS = {name: app for name, app in APPS.items() if app.kind == "grpc"}
 
 
 @dataclass
@@ -150,16 +151,15 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
 def pods(
     tmp_path_factory: pytest.TempPathFactory, ca: CertificateAuthority
 ) -> Iterator[dict[str, Pod]]:
-    prod = overlay_dir("prod")
-    manifests = Manifests(render(prod), kustomize_images(prod), require_mtls=True)
+    objects, _ = render(K8S / "overlays" / "prod")
+    manifests = Manifests(objects, APPS, require_mtls=True)
     assert manifests.check() == []
     root = tmp_path_factory.mktemp("prod-pods")
     ports = {name: {p: free_port() for p in ("grpc", "admin", "metrics")} for name in GRPC_APPS}
     started: dict[str, Pod] = {}
     try:
         for name, app in GRPC_APPS.items():
-            deployment = manifests.find("Deployment", name)
-            container = named(dig(deployment, "spec", "template", "spec", "containers"), name)
+            container = manifests.container(name)
             assert container is not None
             pair = issue_like_cert_manager(ca, app)
             tls_dir = root / name / "tls"

@@ -249,6 +249,9 @@ def test_the_services_are_complete_and_registered(
         assert compose[image]["build"]["dockerfile"] == "services/Dockerfile"
         base = yaml.safe_load((scaffolded / "deploy/k8s/base/kustomization.yaml").read_text())
         assert image in base["resources"]
+        # One short file: what every server pod shares comes from components/server-pod.
+        deployment = (scaffolded / f"deploy/k8s/base/{image}/deployment.yaml").read_text()
+        assert len(deployment.splitlines()) <= 45
         for overlay in ("dev", "prod"):
             text = (scaffolded / f"deploy/k8s/overlays/{overlay}/kustomization.yaml").read_text()
             assert f"acme/{image}" in [i["name"] for i in yaml.safe_load(text)["images"]]

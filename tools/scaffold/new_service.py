@@ -8,7 +8,7 @@ placeholders) it writes:
 * services/<name>/: pyproject.toml, src/<name>/ in the standard shape (settings.py, rules.py,
   service.py with build(), a three-line __main__.py on acme_common.runner.run_service) and
   tests/ (a unit test of the rules and a real-process test);
-* deploy/k8s/base/<name>/: its Deployment, Service and kustomization;
+* deploy/k8s/base/<name>/: its Deployment, Service, PodDisruptionBudget and kustomization;
 * deploy/k8s/components/tls/<name>.yaml (its mTLS patch) and
   deploy/k8s/components/cert-manager/<name>.yaml (its Certificate);
 
@@ -87,6 +87,7 @@ FILES = [
     ("k8s/kustomization.yaml.tmpl", "deploy/k8s/base/{{image}}/kustomization.yaml"),
     ("k8s/deployment.yaml.tmpl", "deploy/k8s/base/{{image}}/deployment.yaml"),
     ("k8s/service.yaml.tmpl", "deploy/k8s/base/{{image}}/service.yaml"),
+    ("k8s/pdb.yaml.tmpl", "deploy/k8s/base/{{image}}/pdb.yaml"),
     ("k8s/tls.yaml.tmpl", "deploy/k8s/components/tls/{{image}}.yaml"),
     ("k8s/certificate.yaml.tmpl", "deploy/k8s/components/cert-manager/{{image}}.yaml"),
 ]
