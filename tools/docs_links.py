@@ -2,11 +2,12 @@
 
 Usage: python tools/docs_links.py [FILE.md ...]
 
-Reads README.md, docs/*.md, bench/README.md and deploy/k8s/README.md (or the files given):
-each Markdown link or image whose target is not a URL must name a file or directory of the repository, relative to
-the page, and a `#fragment` must be the anchor of a heading of the page it names (GitHub's
-rule: lower case, punctuation dropped, spaces to hyphens). Code blocks and code spans are not
-read. Exit code 1, with each broken link named, when any is broken (`nox -s lint` runs it).
+Reads README.md, docs/*.md, bench/README.md and deploy/k8s/README.md (or the files given): each
+Markdown link or image whose target is not a URL must name a file or directory of the
+repository, relative to the page, and a `#fragment` must be the anchor of a heading of the page
+it names (GitHub's rule: lower case, punctuation dropped, spaces to hyphens). Code blocks and
+code spans are not read. Exit code 1, with each broken link named, when any is broken (`nox -s
+lint` runs it).
 """
 
 from __future__ import annotations

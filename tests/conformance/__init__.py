@@ -1,6 +1,6 @@
 """The Connect conformance suite (connectrpc.com/conformance) against the real edge: the
-gateway, forwarding to a conformance service on acme_common's server stack (docs/testing.md, "Connect
-conformance")."""
+gateway, forwarding to a conformance service on acme_common's server stack
+(docs/testing.md, "Connect conformance")."""
 
 # The gateway calls the service with this deadline (CONFORMANCE_TIMEOUT, launcher.py) when its
 # client set none. A deadline that far away is the gateway's default, not a client's timeout,

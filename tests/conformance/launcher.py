@@ -1,4 +1,4 @@
-"""The server under test of `connectconformance --mode server` (docs/testing.md, "Connect conformance"):
+"""The server under test of `connectconformance --mode server` (docs/testing.md):
 
     python -m tests.conformance.launcher        (from the repository root)
 
