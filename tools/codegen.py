@@ -108,7 +108,8 @@ def go_plugins() -> dict[str, Path] | None:
     subprocess.run(  # noqa: S603 - fixed argv, no shell
         [go, "-C", str(GO_TOOLS), "install", *GO_PLUGINS.values()],
         check=True,
-        env={**os.environ, "GOBIN": str(gobin)},
+        # tools/go is its own module, outside go.work (its tools' dependencies stay apart).
+        env={**os.environ, "GOBIN": str(gobin), "GOWORK": "off"},
     )
     return {name: gobin / name for name in GO_PLUGINS}
 

@@ -496,7 +496,7 @@ def test_kube_score_reports_what_it_checks(tree: Path) -> None:
         not_run(
             "kube-score's findings",
             "kube-score is not installed",
-            'it with GOBIN="$(go env GOPATH)/bin" go -C tools/go install tool',
+            'it with GOWORK=off GOBIN="$(go env GOPATH)/bin" go -C tools/go install tool',
             "ACME_REQUIRE_GO_TOOLS",
         )
     edit(

@@ -21,7 +21,7 @@ var (
 )
 
 func read(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(path) //nolint:gosec // the operator names the file (TLS_*_FILE)
 	if err != nil {
 		var errno syscall.Errno
 		reason := err.Error()
@@ -55,7 +55,7 @@ func Certificates(data []byte, path string) ([]*x509.Certificate, error) {
 		}
 		certificate, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%s: not a valid PEM certificate (%v)", path, err)
+			return nil, fmt.Errorf("%s: not a valid PEM certificate (%w)", path, err)
 		}
 		parsed = append(parsed, certificate)
 	}
@@ -82,7 +82,7 @@ func CheckPair(certPath, keyPath string) error {
 	}
 	key, err := privateKey(keyData)
 	if err != nil {
-		return fmt.Errorf("%s: not an unencrypted PEM private key (%v)", keyPath, err)
+		return fmt.Errorf("%s: not an unencrypted PEM private key (%w)", keyPath, err)
 	}
 	public, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !public.Equal(chain[0].PublicKey) {

@@ -1,0 +1,15 @@
+// Command greeter-go is Greeter (acme.greeter.v1.GreeterService) in Go: the same contract,
+// settings and behaviour from the outside as services/greeter (README.md says where the two
+// differ). Configured by environment variables (docs/configuration.md).
+package main
+
+import (
+	"os"
+
+	"acme.example/greeter-go/internal/greeter"
+	"acme.example/greeter-go/internal/server"
+)
+
+func main() {
+	os.Exit(server.Main("GreeterSettings", greeter.Build))
+}
