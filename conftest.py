@@ -22,6 +22,10 @@ from acme_common.event_loop import EventLoop, loop_factory
 from acme_common.settings import ServerSettings
 from acme_devkit.environment import TEST_EVENT_LOOP, clean_environment
 
+# The service processes' fixtures (greeter, caller, gateway, the per-test `services` factory),
+# for tests/ and for each service's own tests in services/<name>/tests.
+pytest_plugins = ["tests.processes"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

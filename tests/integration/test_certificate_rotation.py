@@ -18,9 +18,8 @@ import pytest
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_common import health_probe
+from tests.processes import HOST, RPC_TIMEOUT, ServiceFactory, free_port
 from tests.production.certificates import CertificateAuthority, KeyPair
-
-from .conftest import HOST, RPC_TIMEOUT, ServiceFactory, free_port
 
 pytestmark = pytest.mark.integration
 
