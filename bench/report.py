@@ -5,10 +5,9 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from bench.run import Config, Row
+from bench.model import Config, Row
 
 # (name, numerator row, denominator row, metric, target, "min" = value must be >= target)
 # The targets of issue #13.

@@ -19,8 +19,7 @@ import pytest
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_common import health_probe
 from acme_devkit.certificates import CertificateAuthority, KeyPair
-
-from .conftest import HOST, RPC_TIMEOUT, ServiceFactory, free_port
+from tests.processes import HOST, RPC_TIMEOUT, ServiceFactory, free_port
 
 pytestmark = pytest.mark.integration
 

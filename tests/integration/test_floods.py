@@ -19,8 +19,7 @@ from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_common import health_probe
 from acme_common.settings import ServerSettings
 from acme_devkit.raw_http2 import flood
-
-from .conftest import (
+from tests.processes import (
     CHANNEL_OPTIONS,
     EOF,
     GREETER_SERVICE,

@@ -11,8 +11,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from acme_common import health_probe
-
-from .conftest import CALLER_SERVICE, GREETER_SERVICE, RPC_TIMEOUT, ServiceProcess, open_channel
+from tests.processes import (
+    CALLER_SERVICE,
+    GREETER_SERVICE,
+    RPC_TIMEOUT,
+    ServiceProcess,
+    open_channel,
+)
 
 pytestmark = pytest.mark.integration
 

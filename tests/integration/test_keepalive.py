@@ -17,8 +17,7 @@ from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_common.channels import create_channel
 from acme_common.settings import ClientSettings
 from acme_devkit.http2_tap import TO_CLIENT, TO_SERVER, Http2Tap, http2_tap
-
-from .conftest import RPC_TIMEOUT, ServiceFactory
+from tests.processes import RPC_TIMEOUT, ServiceFactory
 
 pytestmark = pytest.mark.integration
 

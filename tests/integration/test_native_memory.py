@@ -24,8 +24,7 @@ from acme_common.runner import Runtime
 from acme_common.server import ServiceHost
 from caller.service import build
 from caller.settings import CallerSettings, GreeterClientSettings
-
-from .conftest import HOST, stand_in_greeter
+from tests.processes import HOST, stand_in_greeter
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,7 @@ import pytest
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_common import health_probe
-
-from .conftest import (
+from tests.processes import (
     CHANNEL_OPTIONS,
     HOST,
     RPC_TIMEOUT,

@@ -44,7 +44,8 @@ import pytest
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_devkit.external import not_run
 from acme_devkit.go import go_program
-from tests.integration.conftest import (
+from tests.integration.gateway_http import post
+from tests.processes import (
     CHANNEL_OPTIONS,
     GREETER_SERVICE,
     HOST,
@@ -52,7 +53,6 @@ from tests.integration.conftest import (
     ServiceFactory,
     ServiceProcess,
 )
-from tests.integration.gateway_http import post
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
