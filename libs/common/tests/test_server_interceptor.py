@@ -48,7 +48,9 @@ CODEC: dict[str, Any] = {
     "request_deserializer": Text.FromString,
     "response_serializer": Text.SerializeToString,
 }
-SETTINGS = ServerSettings(instance_name="probe-1", auth_tokens=(SecretStr(TOKEN),), access_log="all")
+SETTINGS = ServerSettings(
+    instance_name="probe-1", auth_tokens=(SecretStr(TOKEN),), access_log="all"
+)
 
 
 def method_handlers() -> dict[str, grpc.RpcMethodHandler[Any, Any]]:

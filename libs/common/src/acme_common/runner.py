@@ -19,7 +19,7 @@ from acme_common import workers
 from acme_common.channels import create_channel
 from acme_common.logs import configure_logging
 from acme_common.server import Service, serve
-from acme_common.server_interceptor import PerCall
+from acme_common.server_interceptor import EVERY_PART, PerCall
 from acme_common.settings import ClientSettings, ServerSettings, load_settings
 from acme_common.tracing import client_interceptors, configure_tracing
 
@@ -72,7 +72,7 @@ def run_service(
     build: Build[SettingsT],
     clients: Sequence[type[ClientSettings]] = (),
     *,
-    per_call: PerCall = PerCall(),
+    per_call: PerCall = EVERY_PART,
 ) -> None:
     """Run a service: `name` names it in traces, settings_type is read from the environment
     (and each of `clients`, the settings of the services it calls), build(settings, runtime)

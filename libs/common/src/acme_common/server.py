@@ -21,7 +21,7 @@ from acme_common.event_loop import running_loop_name
 from acme_common.health import HealthServicer
 from acme_common.metrics import serve_metrics
 from acme_common.security import server_credentials
-from acme_common.server_interceptor import CallHandlers, PerCall, Registrar
+from acme_common.server_interceptor import EVERY_PART, CallHandlers, PerCall, Registrar
 from acme_common.settings import ServerSettings
 from acme_common.tracing import server_interceptors
 from acme_common.workers import worker_index
@@ -59,7 +59,7 @@ class ServiceHost:
         services: Sequence[Service],
         tracer_provider: TracerProvider | None = None,
         *,
-        per_call: PerCall = PerCall(),
+        per_call: PerCall = EVERY_PART,
     ) -> None:
         """per_call: which parts of the per-call path run (all of them unless a bench variant
         switches one off)."""
@@ -219,7 +219,7 @@ async def serve(
     services: Sequence[Service],
     tracer_provider: TracerProvider | None = None,
     *,
-    per_call: PerCall = PerCall(),
+    per_call: PerCall = EVERY_PART,
 ) -> None:
     """Host services until SIGTERM or SIGINT, then shut down gracefully."""
     serve_metrics(settings.metrics_port, settings.grpc_host)

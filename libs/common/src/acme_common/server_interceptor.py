@@ -54,6 +54,9 @@ class PerCall:
     metrics: bool = True  # False: the grpc_server_* metrics are not updated
 
 
+EVERY_PART = PerCall()  # what production runs
+
+
 class CallHandlers(_GenericHandlerBase):
     """The one generic handler of a server: every method a Registrar collected, served
     authenticated, observed and with its failures translated."""
@@ -163,7 +166,7 @@ class Registrar(grpc.aio.Server):
         self._handlers = handlers
 
     def add_generic_rpc_handlers(
-        self, generic_rpc_handlers: Sequence[grpc.GenericRpcHandler[Any, Any]]
+        self, generic_rpc_handlers: Iterable[grpc.GenericRpcHandler[Any, Any]]
     ) -> None:
         self._handlers.add_generic_rpc_handlers(generic_rpc_handlers)
 
@@ -181,10 +184,10 @@ class Registrar(grpc.aio.Server):
     async def start(self) -> None:
         _only_registers()
 
-    async def stop(self, grace: float | None) -> None:
+    async def stop(self, grace: float | None = None) -> None:
         _only_registers()
 
-    async def wait_for_termination(self, timeout: float | None = None) -> bool:
+    async def wait_for_termination(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - grpc's signature
         _only_registers()
 
 
