@@ -1,8 +1,8 @@
 """In-process microbenchmarks of each piece of the per-call work libs/common adds, on the
-real code (acme_common.server_interceptor and its parts / logs / auth / request_ids /
-metrics) with a stand-in ServicerContext: no sockets, no grpc machinery, so the numbers are
-stable even on a noisy machine. They are lower bounds of the in-server cost (cache and GIL
-effects come on top; bench/profile.py --ablation measures that).
+real code (acme_common.server_interceptor.CallHandlers and its parts, logs, auth,
+request_ids, metrics) with a stand-in ServicerContext: no sockets, no grpc machinery, so the
+numbers are stable even on a noisy machine. They are lower bounds of the in-server cost
+(cache and GIL effects come on top; bench/profile.py --ablation measures that).
 
     python -m bench.micro            # prints a table, writes .bench/profile/micro.md
 """
@@ -26,12 +26,10 @@ from acme.greeter.v1 import greeter_pb2
 from acme_common import metrics
 from acme_common.auth import TokenChecker
 from acme_common.logs import JsonFormatter, configure_logging
-from acme_common.observation import Observation
 from acme_common.request_ids import current_request_id, request_id_from
-from acme_common.server_interceptor import ServerInterceptor
+from acme_common.server_interceptor import CallHandlers
 from acme_common.settings import ServerSettings
 from bench.procs import REPO
-from bench.servers.greeter_variant import LeanObservation, NoMetric
 from greeter.service import GreeterService
 
 OUT = REPO / ".bench" / "profile"
@@ -41,7 +39,7 @@ REPEATS = 5
 
 
 class FakeContext:
-    """What the interceptor asks of a grpc.aio.ServicerContext on a successful unary call."""
+    """What the per-call path asks of a grpc.aio.ServicerContext on a successful unary call."""
 
     def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
         self._metadata = metadata
@@ -106,31 +104,26 @@ def main() -> int:
     )
 
     details: Any = type("Details", (), {"method": METHOD, "invocation_metadata": metadata})()
-
-    async def continuation(_details: Any) -> Any:
-        return handler
-
     settings = ServerSettings(
         instance_name="micro", auth_tokens=(SecretStr(bearer),), access_log="all", grpc_port=0
     )
 
-    def interceptor_of(tracing: bool = False) -> ServerInterceptor:
-        return ServerInterceptor(settings, tracing=tracing, shutting_down=lambda: False)
+    def call_handlers(metrics: bool = True) -> CallHandlers:
+        handlers = CallHandlers(
+            settings, tracing=False, shutting_down=lambda: False, metrics=metrics
+        )
+        handlers.add_registered_method_handlers(METHOD.split("/")[1], {"SayHello": handler})
+        return handlers
 
-    def observed(
-        tracing: bool = False, observation_type: type[Observation] = Observation
-    ) -> Callable[[Any, Any], Awaitable[Any]]:
-        """The per-call path of a server: intercept_service (token check, request id) and
+    def observed(metrics: bool = True) -> Callable[[Any, Any], Awaitable[Any]]:
+        """The per-call path of a server: CallHandlers.service (token check, request id) and
         the wrapped handler, with no request id set yet as in grpc's new task per RPC."""
-        interceptor = interceptor_of(tracing)
-        interceptor.observation_type = observation_type
-        asyncio.new_event_loop().run_until_complete(
-            interceptor.intercept_service(continuation, details)
-        )  # builds (and caches) the wrapped handler with its Observation
+        handlers = call_handlers(metrics)
+        handlers.service(details)  # builds (and caches) the wrapped handler
 
         async def call(request: Any, context: Any) -> Any:
             current_request_id.set(None)  # as in a new RPC's task
-            served = await interceptor.intercept_service(continuation, details)
+            served = cast("grpc.RpcMethodHandler[Any, Any]", handlers.service(details))
             behavior = cast("Callable[[Any, Any], Awaitable[Any]]", served.unary_unary)
             return await behavior(request, context)
 
@@ -148,24 +141,15 @@ def main() -> int:
         lambda: servicer.SayHello(request, context)))  # fmt: skip
     with access_log(log_file, "INFO"):
         full = observed()
-        add("interceptor-wrapped handler, full (metrics + request id + JSON access log)",
+        add("wrapped handler, full (metrics + request id + JSON access log)",
             loop_of(lambda: full(request, context)))  # fmt: skip
-    with access_log(log_file, "INFO"):
-        lean = observed(observation_type=LeanObservation)
-        add("  same, proposed lean observer (bench/servers/greeter_variant.py)",
-            loop_of(lambda: lean(request, context)))  # fmt: skip
     with access_log(log_file, "WARNING"):
         quiet = observed()
         add("  same, access log off (LOG_LEVEL=WARNING)", loop_of(lambda: quiet(request, context)))
-    saved = {name: getattr(metrics, name) for name in dir(metrics) if name.startswith("SERVER_")}
-    for name in saved:
-        setattr(metrics, name, NoMetric())
     with access_log(log_file, "WARNING"):
-        bare_wrap = observed()
-        add("  same, access log off and metrics no-op (the wrapper itself)",
+        bare_wrap = observed(metrics=False)
+        add("  same, access log and metrics off (the wrapper itself)",
             loop_of(lambda: bare_wrap(request, context)))  # fmt: skip
-    for name, value in saved.items():
-        setattr(metrics, name, value)
 
     record_args = ("acme.access", logging.INFO, __file__, 1, "rpc", None, None)
     extra = {"method": METHOD, "code": "OK", "duration_ms": 0.123, "peer": "ipv4:127.0.0.1:1",
@@ -225,9 +209,13 @@ def main() -> int:
     add("metrics: one Histogram.observe (1 per call)", observe)
     add("request id: request_id_from(metadata) without x-request-id", request_ids)
     add("auth: TokenChecker.accepts(metadata), 1 token", check_token)
-    interceptor = interceptor_of()
-    add("interceptor: intercept_service (cached handlers + token check)",
-        loop_of(lambda: interceptor.intercept_service(continuation, details)))  # fmt: skip
+    handlers = call_handlers()
+
+    def service(n: int) -> None:
+        for _ in range(n):
+            handlers.service(details)
+
+    add("CallHandlers.service (cached handlers + token check + request id)", service)
 
     lines = [
         f"Microbenchmarks (python {sys.version.split()[0]}, best of {REPEATS} x {CALLS} calls; "

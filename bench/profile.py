@@ -10,7 +10,7 @@
 harness), attaches `py-spy record --format speedscope` for --seconds and `py-spy dump` once,
 and writes under .bench/profile/: rowN.speedscope.json (open in https://www.speedscope.app),
 rowN.dump.txt, and rowN.summary.txt: samples grouped by component (access log, metrics, auth,
-request id, handler, interceptor, grpc/asyncio machinery) and the top lines by self time,
+request id, handler, per-call path, grpc/asyncio machinery) and the top lines by self time,
 each also as µs per call (share of samples x server CPU per call measured meanwhile).
 
 `--ablation` measures CPU µs per call and throughput of the greeter with one part of the
@@ -40,7 +40,7 @@ from bench.servers import launch
 
 OUT = REPO / ".bench" / "profile"
 
-# The server interceptor's own modules (server_interceptor.py composes the others).
+# The per-call path's own modules (server_interceptor.py composes the others).
 INTERCEPTOR_PARTS = ("server_interceptor", "observation", "access_log", "error_status", "malformed")
 
 # (component, test on a "function (file:line)" frame); a sample belongs to the first component
@@ -55,7 +55,7 @@ COMPONENTS: list[tuple[str, Callable[[str], bool]]] = [
     ("handler: servicer + greeting rule",
      lambda f: "greeter/rules.py" in f or f.startswith("SayHello (")
      or f.startswith("GreeterService.SayHello (")),
-    ("interceptor: its own lines (wrapping, context.peer/code, bookkeeping)",
+    ("per-call path: its own lines (wrapping, context.peer/code, bookkeeping)",
      lambda f: any(f"acme_common/{name}.py" in f for name in INTERCEPTOR_PARTS)),
 ]  # fmt: skip
 MACHINERY = "grpc aio (Cython + C-core) and asyncio, on the event loop"
@@ -96,14 +96,8 @@ def variants() -> list[Variant]:
             lambda logs, t: _variant_greeter("v-nometrics", logs, t, "--metrics", "off"),
         ),
         Variant(
-            "  proposed: lean observer (prototype)",
-            lambda logs, t: _variant_greeter("v-lean", logs, t, "--interceptor", "lean"),
-        ),
-        Variant(
-            "  - whole interceptor (pass-through)",
-            lambda logs, t: _variant_greeter(
-                "v-passthrough", logs, t, "--interceptor", "passthrough"
-            ),
+            "  - the whole per-call path (handlers as registered)",
+            lambda logs, t: _variant_greeter("v-nowrapping", logs, t, "--wrapping", "off"),
         ),
     ]
 

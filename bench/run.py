@@ -130,7 +130,7 @@ def measure_python(row: Row, config: Config, **overrides: Any) -> dict[str, Any]
     for key, value in options.items():
         command += [f"--{key.replace('_', '-')}", str(value)]
     if row.token:
-        command += ["--token", row.token]
+        command += [f"--token={row.token}"]  # a token may begin with "-"
     for server in row.servers:
         command += ["--cpu-pid", str(server.pid)]
     limit = float(options["warmup"]) + float(options["duration"]) + 40
@@ -194,7 +194,7 @@ def soak(config: Config, token: str, logs: Path) -> dict[str, Any]:
             sys.executable, "-m", "bench.load_client", "--target", server.address,
             "--mode", "unary", "--concurrency", str(config.py_concurrency),
             "--rate", str(config.soak_rate), "--warmup", str(config.soak_warmup),
-            "--duration", str(config.soak_seconds), "--token", token,
+            "--duration", str(config.soak_seconds), f"--token={token}",
             "--cpu-pid", str(server.pid),
             "--max-requests", str(cap),
         ]  # fmt: skip

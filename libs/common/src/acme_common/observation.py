@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 
-from acme_common import metrics
+from acme_common import metrics as _metrics
 from acme_common.access_log import AccessLog
 from acme_common.malformed import reject_malformed
 from acme_common.request_ids import current_request_id, request_id_from
@@ -50,12 +50,14 @@ class Observation:
         *,
         tracing: bool,
         shutting_down: Callable[[], bool],
+        metrics: bool = True,
     ) -> None:
+        """metrics: whether the grpc_server_* metrics are updated (bench/ turns them off)."""
         self.method = method
         self.shutting_down = shutting_down  # the server cancels what remains
         self.request_streaming = grpc_type in ("client_stream", "bidi_stream")
         self.response_streaming = grpc_type in ("server_stream", "bidi_stream")
-        self.metrics = metrics.ServerMethodMetrics(method, grpc_type)
+        self.metrics = _metrics.ServerMethodMetrics(method, grpc_type, recorded=metrics)
         self.access_log = AccessLog(
             method, instance=settings.instance_name, which=settings.access_log, tracing=tracing
         )

@@ -1,5 +1,6 @@
-"""Server bootstrap: a grpc.aio server with health, reflection, the standard interceptor and
-graceful shutdown on SIGTERM/SIGINT. A service's entry point hands it its servicers."""
+"""Server bootstrap: a grpc.aio server with health, reflection, the per-call path of every
+method (server_interceptor.py) and graceful shutdown on SIGTERM/SIGINT. A service's entry
+point hands it its servicers."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from acme_common.event_loop import running_loop_name
 from acme_common.health import HealthServicer
 from acme_common.metrics import serve_metrics
 from acme_common.security import server_credentials
-from acme_common.server_interceptor import ServerInterceptor
+from acme_common.server_interceptor import EVERY_PART, CallHandlers, PerCall, Registrar
 from acme_common.settings import ServerSettings
 from acme_common.tracing import server_interceptors
 from acme_common.workers import worker_index
@@ -57,16 +58,27 @@ class ServiceHost:
         settings: ServerSettings,
         services: Sequence[Service],
         tracer_provider: TracerProvider | None = None,
+        *,
+        per_call: PerCall = EVERY_PART,
     ) -> None:
+        """per_call: which parts of the per-call path run (all of them unless a bench variant
+        switches one off)."""
         self.settings = settings
         self.services = services
         self.health = HealthServicer()
         self.forcing_stop = False  # the grace period is over: grpc cancels what still runs
-        interceptor = ServerInterceptor(
-            settings, tracing=tracer_provider is not None, shutting_down=lambda: self.forcing_stop
-        )
+        self.call_handlers: CallHandlers | None = None
+        if per_call.wrapped:
+            self.call_handlers = CallHandlers(
+                settings,
+                tracing=tracer_provider is not None,
+                shutting_down=lambda: self.forcing_stop,
+                metrics=per_call.metrics,
+            )
+        # No interceptor of ours: with none, grpc looks handlers up synchronously (see
+        # server_interceptor.py); tracing's interceptor is the only one, when it is on.
         self.server = grpc.aio.server(
-            interceptors=[*server_interceptors(tracer_provider), interceptor],
+            interceptors=server_interceptors(tracer_provider),
             options=server_options(settings),
             maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
         )
@@ -77,11 +89,15 @@ class ServiceHost:
     async def start(self) -> int:
         """Bind, start serving and mark every service SERVING; returns the bound port."""
         names = [service.name for service in self.services]
+        handlers = self.call_handlers
+        registrar = self.server if handlers is None else Registrar(handlers)
         for service in self.services:
-            service.add_to_server(self.server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+            service.add_to_server(registrar)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, registrar)
         if self.settings.admin_services_on_main_port:
-            add_introspection(self.server, names)
+            add_introspection(registrar, names)
+        if handlers is not None:
+            self.server.add_generic_rpc_handlers((handlers,))
         address = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
         credentials = server_credentials(self.settings)
         # One admin server per process group: with GRPC_WORKERS the first worker serves it (a
@@ -202,10 +218,12 @@ async def serve(
     settings: ServerSettings,
     services: Sequence[Service],
     tracer_provider: TracerProvider | None = None,
+    *,
+    per_call: PerCall = EVERY_PART,
 ) -> None:
     """Host services until SIGTERM or SIGINT, then shut down gracefully."""
     serve_metrics(settings.metrics_port, settings.grpc_host)
-    host = ServiceHost(settings, services, tracer_provider)
+    host = ServiceHost(settings, services, tracer_provider, per_call=per_call)
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
