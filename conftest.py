@@ -18,8 +18,7 @@ from typing import cast, get_args
 
 import pytest
 
-from acme_common.event_loop import EventLoop, loop_factory
-from acme_common.settings import ServerSettings
+from acme_common import EventLoop, ServerSettings, loop_factory
 from acme_devkit.environment import TEST_EVENT_LOOP, clean_environment
 
 # The service processes' fixtures (greeter, caller, gateway, the per-test `services` factory),

@@ -124,8 +124,7 @@ def tests_other_loop(session: nox.Session) -> None:
     default = session.run(
         "python",
         "-c",
-        "from acme_common.settings import ServerSettings as S; "
-        "print(S.model_fields['event_loop'].default)",
+        "from acme_common import ServerSettings as S; print(S.model_fields['event_loop'].default)",
         silent=True,
     )
     other = "asyncio" if str(default).strip() == "uvloop" else "uvloop"

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from acme_common.runner import run_service
-from acme_common.server_interceptor import PerCall
+from acme_common import PerCall, run_service
 from greeter.service import build
 from greeter.settings import GreeterSettings
 

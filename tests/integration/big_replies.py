@@ -11,9 +11,7 @@ from typing import Any
 import grpc
 from google.protobuf import wrappers_pb2
 
-from acme_common.runner import Runtime, run_service
-from acme_common.server import Service
-from acme_common.settings import ServerSettings
+from acme_common import Runtime, ServerSettings, Service, run_service
 
 SERVICE = "test.replies.v1.BigReplies"
 Size = wrappers_pb2.Int32Value

@@ -27,7 +27,7 @@ import grpc
 import pytest
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from acme_common.errors import field_violations, status_details
+from acme_common import field_violations, status_details
 from acme_devkit.http2_tap import PREFACE
 from acme_devkit.raw_http2 import raw_unary_call
 from tests.processes import (

@@ -16,7 +16,14 @@ import grpc
 import pytest
 from google.protobuf import wrappers_pb2
 
-from .conftest import HOST, RPC_TIMEOUT, ServiceFactory, ServiceProcess, free_port, open_channel
+from tests.processes import (
+    HOST,
+    RPC_TIMEOUT,
+    ServiceFactory,
+    ServiceProcess,
+    free_port,
+    open_channel,
+)
 
 pytestmark = pytest.mark.integration
 

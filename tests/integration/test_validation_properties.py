@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from acme_common.errors import FieldViolation, InvalidArgument
+from acme_common import FieldViolation, InvalidArgument
 from greeter import rules
 from tests.processes import CHANNEL_OPTIONS, RPC_TIMEOUT, ServiceProcess
 

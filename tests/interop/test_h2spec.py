@@ -17,7 +17,7 @@ gRPC calls (POST with `te: trailers`), which no h2spec request is, and grpc core
 skips many frames RFC 9113 calls errors instead of failing the connection. Its failures below are
 grouped by cause, each cause checked on the wire (frames and error codes) and, where the
 request's kind could matter, replayed as a real gRPC call. None comes from the greeter's own
-server options (acme_common.server.server_options): a bare grpc.aio server with grpc core's
+server options (acme_common._server.server_options): a bare grpc.aio server with grpc core's
 defaults fails the same cases plus http2/5.1.2/1, which the greeter passes because it announces
 a SETTINGS_MAX_CONCURRENT_STREAMS (grpc.max_concurrent_streams); only grpc core's default BDP
 probing decides one case (http2/4.2/3, see below), and turning it off would cost throughput.

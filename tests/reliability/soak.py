@@ -33,8 +33,7 @@ import grpc
 
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from acme_common.channels import create_channel
-from acme_common.settings import ClientSettings
+from acme_common import ClientSettings, create_channel
 from acme_devkit.http2_tap import Http2Tap, http2_tap
 from bench import procs
 from bench.procs import ServerProcess
@@ -309,7 +308,7 @@ def start(server: ServerProcess, probe: Callable[[], str | None]) -> ServerProce
     return server
 
 
-def run(minutes: float, load_seconds: float, idle_seconds: float) -> dict[str, Any]:
+def run_soak(minutes: float, load_seconds: float, idle_seconds: float) -> dict[str, Any]:
     logs = OUT / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(16)
@@ -466,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--idle-seconds", type=float, default=IDLE_SECONDS)
     args = parser.parse_args(argv)
     OUT.mkdir(exist_ok=True)
-    result = run(args.minutes, args.load_seconds, args.idle_seconds)
+    result = run_soak(args.minutes, args.load_seconds, args.idle_seconds)
     (OUT / "soak.json").write_text(json.dumps(result, indent=2))
     text = markdown(result)
     (OUT / "soak.md").write_text(text + "\n")

@@ -10,9 +10,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import SecretStr
 
-from acme_common.errors import FieldViolation, InvalidArgument, field_violations, status_details
-from acme_common.server import Service, ServiceHost
-from acme_common.settings import ServerSettings
+from acme_common._errors import FieldViolation, InvalidArgument, field_violations, status_details
+from acme_common._server import Service, ServiceHost
+from acme_common._settings import ServerSettings
 
 SERVICE = "test.v1.ProbeService"
 

@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from acme.greeter.v1 import greeter_pb2
-from acme_common.errors import field_violations, status_details
+from acme_common import field_violations, status_details
 from tests.processes import EOF, GREETER_INSTANCE, RPC_TIMEOUT
 
 if TYPE_CHECKING:

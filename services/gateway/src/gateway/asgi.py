@@ -13,12 +13,15 @@ from typing import Any
 import grpc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from acme_common import metrics
-from acme_common.auth import checker_for
-from acme_common.channels import create_channel
-from acme_common.logs import configure_logging
-from acme_common.settings import load_settings
-from acme_common.tracing import client_interceptors, configure_tracing
+from acme_common import (
+    checker_for,
+    client_interceptors,
+    configure_logging,
+    configure_tracing,
+    create_channel,
+    load_settings,
+    serve_metrics,
+)
 from gateway.app import create_app
 from gateway.forwarding import Forwarder, ServiceApplication, find_service
 from gateway.observation import Authentication, EdgeObservation, client_disconnected
@@ -147,7 +150,7 @@ class Gateway:
             settings.gateway_cors_origins,
         )
 
-        metrics.serve_metrics(settings.metrics_port, settings.gateway_host)
+        serve_metrics(settings.metrics_port, settings.gateway_host)
 
 
 app = Gateway()

@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 
 import grpc
 
-from acme_common.errors import ServiceError
+from acme_common._errors import ServiceError
 
 # The access log's logger: an unhandled error is logged next to its RPC's access-log line.
 log = logging.getLogger("acme.access")

@@ -1,5 +1,5 @@
 """Server bootstrap: a grpc.aio server with health, reflection, the per-call path of every
-method (server_interceptor.py) and graceful shutdown on SIGTERM/SIGINT. A service's entry
+method (_call/handlers.py) and graceful shutdown on SIGTERM/SIGINT. A service's entry
 point hands it its servicers."""
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 
-from acme_common.admin import AdminServer, add_introspection
-from acme_common.event_loop import running_loop_name
-from acme_common.health import HealthServicer
-from acme_common.metrics import serve_metrics
-from acme_common.security import server_credentials
-from acme_common.server_interceptor import EVERY_PART, CallHandlers, PerCall, Registrar
-from acme_common.settings import ServerSettings
-from acme_common.tracing import server_interceptors
-from acme_common.workers import worker_index
+from acme_common._admin import AdminServer, add_introspection
+from acme_common._call.handlers import EVERY_PART, CallHandlers, PerCall, Registrar
+from acme_common._event_loop import running_loop_name
+from acme_common._health import HealthServicer
+from acme_common._metrics import serve_metrics
+from acme_common._settings import ServerSettings
+from acme_common._tls.credentials import server_credentials
+from acme_common._tracing import server_interceptors
+from acme_common._workers import worker_index
 
 log = logging.getLogger("acme.server")
 
@@ -76,7 +76,7 @@ class ServiceHost:
                 metrics=per_call.metrics,
             )
         # No interceptor of ours: with none, grpc looks handlers up synchronously (see
-        # server_interceptor.py); tracing's interceptor is the only one, when it is on.
+        # _call/handlers.py); tracing's interceptor is the only one, when it is on.
         self.server = grpc.aio.server(
             interceptors=server_interceptors(tracer_provider),
             options=server_options(settings),
@@ -181,14 +181,15 @@ def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
         ("grpc.max_connection_age_grace_ms", _milliseconds(settings.grpc_max_connection_age_grace)),
         # The memory budget (docs/operating.md). Calls that reached grpc core but not yet the
         # asyncio loop wait in a queue that grpc bounds (grpc.server.max_pending_requests, 1000,
-        # left at its default: raised to 10,000, one connection resetting 50,000 streams took
-        # a greeter from 65 to 330-475 MiB). A connection may have this many calls open; a
-        # client queues the rest itself, so a burst from a few clients never overflows that
-        # queue (whose excess grpc answers CANCELLED).
+        # left at its default: raised tenfold, one connection resetting streams quintupled a
+        # greeter's memory, bench/README.md "Memory under floods"). A connection may have this many
+        # calls open; a client queues the rest itself, so a burst from a few clients never overflows
+        # that queue (whose excess grpc answers CANCELLED).
         ("grpc.max_concurrent_streams", settings.grpc_max_concurrent_streams),
         # Off: it also counts streams the server has not freed yet, so it refused a third of
         # a well-behaved client's 2,000-call burst (REFUSED_STREAM -> UNAVAILABLE), while the
-        # pending-queue bound already holds a rapid reset flood under 130 MiB.
+        # pending-queue bound already holds a rapid reset flood (bench/README.md, "Memory
+        # under floods").
         ("grpc.http.overload_protection", 0),
         # GRPC_COMPRESSION as a compression *level*: grpc core then picks, per call, an
         # algorithm the client accepts (grpc-accept-encoding), the named one first; a default

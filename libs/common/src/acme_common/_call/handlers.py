@@ -1,6 +1,6 @@
 """The per-call path every service gets, composed of: bearer-token auth (auth.py), request ids
 (request_ids.py), per-call bookkeeping: metrics, status code and access-log line
-(observation.py, metrics.py, access_log.py), error translation (error_status.py), malformed
+(observation.py, ../_metrics.py, access_log.py), error translation (error_status.py), malformed
 requests (malformed.py) and replies over GRPC_MAX_MESSAGE_BYTES.
 
 It is not a grpc.aio interceptor: a server with one runs an async interceptor pipeline before
@@ -26,15 +26,15 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 import grpc
 from grpc.aio import AbortError
 
-from acme_common import auth
-from acme_common.error_status import abort_with_status
-from acme_common.errors import ResourceExhausted
-from acme_common.malformed import reject_malformed, tolerant
-from acme_common.observation import Context, Observation
-from acme_common.request_ids import current_request_id, request_id_from
-from acme_common.settings import ServerSettings
+from acme_common._call import auth
+from acme_common._call.error_status import abort_with_status
+from acme_common._call.malformed import reject_malformed, tolerant
+from acme_common._call.observation import Observation, ServicerContext
+from acme_common._call.request_ids import current_request_id, request_id_from
+from acme_common._errors import ResourceExhausted
+from acme_common._settings import ServerSettings
 
-Behavior = Callable[[Any, Context], Any]
+Behavior = Callable[[Any, ServicerContext], Any]
 Serializer = Callable[[Any], bytes]
 if TYPE_CHECKING:  # grpc-stubs makes these classes generic; grpcio's are not
     MethodHandler = grpc.RpcMethodHandler[Any, Any]
@@ -106,7 +106,7 @@ class CallHandlers(_GenericHandlerBase):
             handlers = self._methods[method] = self._build(method, handler)
         # grpc converted the metadata for us already; the handler runs next in this same task
         # (so in this context), and takes the request id from here instead of converting the
-        # metadata again. Outside a server (tests, bench.micro) it falls back to the context.
+        # metadata again. Outside a server (tests) it falls back to the context.
         current_request_id.set(request_id_from(metadata))
         if self._checker is None or handlers.open:
             return handlers.observed
@@ -260,7 +260,7 @@ def _wrap(
 def _as_async_generator(behavior: Behavior) -> Behavior:
     """A context.write-style streaming behaviour as an async generator yielding nothing."""
 
-    async def generator(request: Any, context: Context) -> AsyncIterator[Any]:
+    async def generator(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
         await behavior(request, context)
         nothing: tuple[Any, ...] = ()
         for response in nothing:  # a yield makes this an async generator
@@ -273,7 +273,7 @@ def _unary(observation: Observation, behavior: Behavior, serialize: Serializer) 
     """behavior (returning its response, or writing them with context.write), observed; the
     response is returned serialized."""
 
-    async def observed(request: Any, context: Context) -> Any:
+    async def observed(request: Any, context: ServicerContext) -> Any:
         started, request = observation.begin(request, context)
         error: BaseException | None = None
         try:
@@ -302,7 +302,7 @@ def _unary(observation: Observation, behavior: Behavior, serialize: Serializer) 
 def _streaming(observation: Observation, behavior: Behavior, serialize: Serializer) -> Behavior:
     """An async-generator behavior, observed; its responses are yielded serialized."""
 
-    async def observed(request: Any, context: Context) -> AsyncIterator[Any]:
+    async def observed(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
         started, request = observation.begin(request, context)
         error: BaseException | None = None
         try:

@@ -15,13 +15,13 @@ from typing import TypeVar
 import grpc
 from opentelemetry.sdk.trace import TracerProvider
 
-from acme_common import workers
-from acme_common.channels import create_channel
-from acme_common.logs import configure_logging
-from acme_common.server import Service, serve
-from acme_common.server_interceptor import EVERY_PART, PerCall
-from acme_common.settings import ClientSettings, ServerSettings, load_settings
-from acme_common.tracing import client_interceptors, configure_tracing
+from acme_common._call.handlers import EVERY_PART, PerCall
+from acme_common._channels import create_channel
+from acme_common._logs import configure_logging
+from acme_common._server import Service, serve
+from acme_common._settings import ClientSettings, ServerSettings, load_settings
+from acme_common._tracing import client_interceptors, configure_tracing
+from acme_common._workers import run_in_workers
 
 SettingsT = TypeVar("SettingsT", bound=ServerSettings)
 ClientT = TypeVar("ClientT", bound=ClientSettings)
@@ -51,7 +51,7 @@ class Runtime:
     def channel(
         self, settings_type: type[ClientSettings], retry_services: Sequence[str]
     ) -> grpc.aio.Channel:
-        """A long-lived channel to that service (acme_common.channels.create_channel, with
+        """A long-lived channel to that service (acme_common._channels.create_channel, with
         tracing when it is on), closed when the server stops."""
         channel: grpc.aio.Channel = create_channel(
             self.client(settings_type),
@@ -91,4 +91,4 @@ def run_service(
             services = [built] if isinstance(built, Service) else list(built)
             await serve(settings, services, tracer_provider, per_call=per_call)
 
-    workers.run(settings, main)
+    run_in_workers(settings, main)

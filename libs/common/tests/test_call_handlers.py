@@ -15,18 +15,18 @@ from google.protobuf import wrappers_pb2
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from acme_common.errors import FieldViolation, InvalidArgument, field_violations, status_details
-from acme_common.server_interceptor import CallHandlers, Registrar
-from acme_common.settings import ServerSettings
+from acme_common._call.handlers import CallHandlers, Registrar
+from acme_common._call.observation import ServicerContext
+from acme_common._errors import FieldViolation, InvalidArgument, field_violations, status_details
+from acme_common._settings import ServerSettings
 
 SERVICE = "test.interceptor.v1.Probe"
 TOKEN = "probe-token"  # noqa: S105 - a test value
 AUTHORIZED = (("authorization", f"Bearer {TOKEN}"),)
 Text = wrappers_pb2.StringValue
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
-async def unary(request: Text, context: Context) -> Text:
+async def unary(request: Text, context: ServicerContext) -> Text:
     if request.value == "invalid":
         raise InvalidArgument(FieldViolation("value", "must not be 'invalid'"))
     if request.value == "crash":
@@ -34,12 +34,14 @@ async def unary(request: Text, context: Context) -> Text:
     return Text(value=f"hello {request.value}")
 
 
-async def server_stream(request: Text, context: Context) -> AsyncIterator[Text]:
+async def server_stream(request: Text, context: ServicerContext) -> AsyncIterator[Text]:
     for index in range(3):
         yield Text(value=f"{request.value} {index}")
 
 
-async def bidi_stream(requests: AsyncIterator[Text], context: Context) -> AsyncIterator[Text]:
+async def bidi_stream(
+    requests: AsyncIterator[Text], context: ServicerContext
+) -> AsyncIterator[Text]:
     async for request in requests:
         yield Text(value=request.value.upper())
 
