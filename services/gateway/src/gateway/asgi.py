@@ -114,7 +114,11 @@ class Gateway:
         configure_logging(settings.log_level, settings.log_format)
         self.tracer_provider = configure_tracing(settings.tracing_exporter, "gateway")
         interceptors: list[object] = [
-            EdgeObservation(instance=settings.instance_name, which=settings.access_log)
+            EdgeObservation(
+                instance=settings.instance_name,
+                which=settings.access_log,
+                tracing=self.tracer_provider is not None,
+            )
         ]
         checker = checker_for(settings.auth_tokens)
         if checker is not None:

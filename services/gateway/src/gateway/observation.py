@@ -59,28 +59,32 @@ def error_code(error: Exception | None) -> str:
 class _Method:
     """The metrics and access log of one method behind the gateway."""
 
-    def __init__(self, ctx: Context, *, instance: str, which: str) -> None:
+    def __init__(self, ctx: Context, *, instance: str, which: str, tracing: bool) -> None:
         self.name = f"/{ctx.method.service_name}/{ctx.method.name}"
         grpc_type = _GRPC_TYPES[ctx.method.stream_type.name]
         self.metrics = ServerMethodMetrics(self.name, grpc_type)
-        self.access_log = AccessLog(self.name, instance=instance, which=which, tracing=True)
+        self.access_log = AccessLog(self.name, instance=instance, which=which, tracing=tracing)
 
 
 class EdgeObservation:
     """A connectrpc metadata interceptor: on_start before the request message is read (so a
     refused token never gets a body parsed), on_end with the call's error."""
 
-    def __init__(self, *, instance: str, which: str) -> None:
-        """which: the ACCESS_LOG setting (all, errors or off)."""
+    def __init__(self, *, instance: str, which: str, tracing: bool = False) -> None:
+        """which: the ACCESS_LOG setting (all, errors or off); tracing: lines carry the
+        trace id."""
         self.instance = instance
         self.which = which
+        self.tracing = tracing
         self._methods: dict[str, _Method] = {}
 
     def _bound(self, ctx: Context) -> _Method:
         key = f"/{ctx.method.service_name}/{ctx.method.name}"
         bound = self._methods.get(key)
         if bound is None:
-            bound = self._methods[key] = _Method(ctx, instance=self.instance, which=self.which)
+            bound = self._methods[key] = _Method(
+                ctx, instance=self.instance, which=self.which, tracing=self.tracing
+            )
         return bound
 
     async def on_start(self, ctx: Context) -> Started:
