@@ -21,7 +21,7 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "tests", "tests_other_loop", "compose"]
+nox.options.sessions = ["lint", "tests", "tests_other_loop", "bench_smoke", "compose"]
 
 PYTHON = "3.11"
 SOURCES = ["libs", "services", "tools", "tests", "bench", "noxfile.py", "conftest.py"]
@@ -33,13 +33,21 @@ MYPYPATH = os.pathsep.join(
 )
 
 
+# Dependency groups a session installs besides `dev` (pyproject.toml [dependency-groups]): the
+# bench's own tools (matplotlib, py-spy, grpclib) only where bench/ runs or is type-checked.
+EXTRA_GROUPS = {"bench": ["bench"], "bench_smoke": ["bench"], "lint": ["bench"]}
+
+
 def install(session: nox.Session) -> None:
-    """Sync the locked workspace (every library, service and the dev tools) into the session."""
+    """Sync the locked workspace (every library, service and the dev tools, plus the session's
+    EXTRA_GROUPS) into the session; `uv sync` removes whatever else the virtualenv holds."""
+    groups = [f"--group={group}" for group in EXTRA_GROUPS.get(session.name, [])]
     session.run_install(
         "uv",
         "sync",
         "--locked",
         "--quiet",
+        *groups,
         env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
     )
 
@@ -155,17 +163,25 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests_other_loop(session: nox.Session) -> None:
     """`tests` on the event loop that is not EVENT_LOOP's default: pytest --event-loop runs
-    the in-process tests on it and starts every service process with EVENT_LOOP set to it."""
+    the in-process tests on it and starts every service process with EVENT_LOOP set to it.
+    Only what the loop can change: tests marked loop_independent (conftest.py says which) run
+    once, in `tests`."""
     install(session)
     default = session.run(
         "python",
         "-c",
-        "from acme_common.settings import ServerSettings as S; "
-        "print(S.model_fields['event_loop'].default)",
+        "from acme_common import ServerSettings as S; print(S.model_fields['event_loop'].default)",
         silent=True,
     )
     other = "asyncio" if str(default).strip() == "uvloop" else "uvloop"
-    session.run("pytest", "--ignore=tests/e2e", f"--event-loop={other}", *session.posargs)
+    session.run(
+        "pytest",
+        "--ignore=tests/e2e",
+        f"--event-loop={other}",
+        "-m",
+        "not loop_independent",
+        *session.posargs,
+    )
 
 
 @nox.session(python=PYTHON)
@@ -207,6 +223,23 @@ def bench(session: nox.Session) -> None:
     client; one table in .bench/results.{json,md}. `-- --quick`; `-- --help` for options."""
     install(session)
     session.run("python", "-m", "bench", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench_smoke(session: nox.Session) -> None:
+    """The bench harness still runs end to end (bench/tests: a short run of the Python rows);
+    it needs the bench group, which `tests` does not install."""
+    install(session)
+    session.run("pytest", "bench/tests", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def soak(session: nox.Session) -> None:
+    """The production soak (tests/reliability/soak.py): caller -> two greeters for
+    `-- --minutes N` (default 10) of mixed load and idle periods, one greeter restarted under
+    load; RSS, GOAWAYs, error lines and lost calls in .soak/soak.md."""
+    install(session)
+    session.run("python", "-m", "tests.reliability.soak", *session.posargs)
 
 
 # ------------------------------------------------------------------------------ Docker Compose

@@ -10,7 +10,7 @@
 harness), attaches `py-spy record --format speedscope` for --seconds and `py-spy dump` once,
 and writes under .bench/profile/: rowN.speedscope.json (open in https://www.speedscope.app),
 rowN.dump.txt, and rowN.summary.txt: samples grouped by component (access log, metrics, auth,
-request id, handler, interceptor, grpc/asyncio machinery) and the top lines by self time,
+request id, handler, per-call path, grpc/asyncio machinery) and the top lines by self time,
 each also as µs per call (share of samples x server CPU per call measured meanwhile).
 
 `--ablation` measures CPU µs per call and throughput of the greeter with one part of the
@@ -40,23 +40,23 @@ from bench.servers import launch
 
 OUT = REPO / ".bench" / "profile"
 
-# The server interceptor's own modules (server_interceptor.py composes the others).
-INTERCEPTOR_PARTS = ("server_interceptor", "observation", "access_log", "error_status", "malformed")
+# The per-call path's own modules (_call/handlers.py composes the others).
+PER_CALL_PARTS = ("handlers", "observation", "access_log", "error_status", "malformed")
 
 # (component, test on a "function (file:line)" frame); a sample belongs to the first component
 # found walking from its leaf towards the root (json.dumps called by logging: "access log").
 COMPONENTS: list[tuple[str, Callable[[str], bool]]] = [
     ("access log: logging + JsonFormatter + stderr write",
-     lambda f: "/logging/" in f or "acme_common/logs.py" in f or "/json/" in f
+     lambda f: "/logging/" in f or "acme_common/_logs.py" in f or "/json/" in f
      or "RequestIdFilter" in f or "datetime" in f),
     ("metrics: prometheus_client", lambda f: "prometheus_client" in f),
-    ("auth: bearer token check", lambda f: "acme_common/auth.py" in f or "hmac.py" in f),
+    ("auth: bearer token check", lambda f: "acme_common/_call/auth.py" in f or "hmac.py" in f),
     ("request id: metadata scan + uuid4", lambda f: "request_ids.py" in f or "uuid.py" in f),
     ("handler: servicer + greeting rule",
      lambda f: "greeter/rules.py" in f or f.startswith("SayHello (")
      or f.startswith("GreeterService.SayHello (")),
-    ("interceptor: its own lines (wrapping, context.peer/code, bookkeeping)",
-     lambda f: any(f"acme_common/{name}.py" in f for name in INTERCEPTOR_PARTS)),
+    ("per-call path: its own lines (wrapping, context.peer/code, bookkeeping)",
+     lambda f: any(f"acme_common/_call/{name}.py" in f for name in PER_CALL_PARTS)),
 ]  # fmt: skip
 MACHINERY = "grpc aio (Cython + C-core) and asyncio, on the event loop"
 IDLE_LEAVES = ("Selector.select (",)  # the event loop in epoll_wait: mostly waiting
@@ -96,14 +96,8 @@ def variants() -> list[Variant]:
             lambda logs, t: _variant_greeter("v-nometrics", logs, t, "--metrics", "off"),
         ),
         Variant(
-            "  proposed: lean observer (prototype)",
-            lambda logs, t: _variant_greeter("v-lean", logs, t, "--interceptor", "lean"),
-        ),
-        Variant(
-            "  - whole interceptor (pass-through)",
-            lambda logs, t: _variant_greeter(
-                "v-passthrough", logs, t, "--interceptor", "passthrough"
-            ),
+            "  - the whole per-call path (handlers as registered)",
+            lambda logs, t: _variant_greeter("v-nowrapping", logs, t, "--wrapping", "off"),
         ),
     ]
 

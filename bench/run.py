@@ -20,7 +20,6 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,58 +27,12 @@ from typing import Any
 import grpc
 
 from bench import compression, h2load, plot, procs, report, toolchain
-from bench import soak as production_soak
+from bench.model import Config, Row
 from bench.procs import REPO, ServerError, ServerProcess
 from bench.servers import launch
 
 # Results and logs; ACME_BENCH_OUT moves them (the harness smoke test writes to a temp dir).
 OUT = Path(os.environ.get("ACME_BENCH_OUT", REPO / ".bench"))
-
-
-@dataclass
-class Config:
-    runs: int
-    warmup: float
-    duration: float
-    h2_clients: int
-    h2_streams: int
-    py_concurrency: int
-    stream_concurrency: int
-    stream_messages: int
-    soak_seconds: float
-    soak_warmup: float
-    soak_rate: float
-    allow_apt: bool
-    rows: set[str]
-    python_client: bool = False  # every row on the Python client, h2load or not
-    production_soak: float | None = None  # minutes: run only bench/soak.py
-    compression: bool = False  # run only bench/compression.py
-
-
-@dataclass
-class Row:
-    """One line of the table: what is measured, on which servers, and its runs."""
-
-    key: str
-    title: str
-    generator: str  # "h2load" or "python"
-    servers: list[ServerProcess]  # whose CPU and memory are counted
-    target: ServerProcess | None
-    token: str | None = None
-    mode: str = "unary"  # load_client --mode
-    unit: str = "req/s"
-    baseline: str = "1"  # the row "vs row 1" divides by (same load generator)
-    skipped: str | None = None
-    failures: list[str] = field(default_factory=list)
-    runs: list[dict[str, Any]] = field(default_factory=list)
-    peak_rss_kib: int = 0
-    concurrency: str = ""
-    callers: int | None = None  # Python-client callers, when not --concurrency
-    request: str = "grpc"  # what h2load sends: a key of H2LOAD_REQUESTS
-
-    @property
-    def measurable(self) -> bool:
-        return self.skipped is None and not self.failures and self.target is not None
 
 
 # What h2load sends per row: (path, body file in OUT, content type). "grpc" is SayHello as one
@@ -177,7 +130,7 @@ def measure_python(row: Row, config: Config, **overrides: Any) -> dict[str, Any]
     for key, value in options.items():
         command += [f"--{key.replace('_', '-')}", str(value)]
     if row.token:
-        command += ["--token", row.token]
+        command += [f"--token={row.token}"]  # a token may begin with "-"
     for server in row.servers:
         command += ["--cpu-pid", str(server.pid)]
     limit = float(options["warmup"]) + float(options["duration"]) + 40
@@ -241,7 +194,7 @@ def soak(config: Config, token: str, logs: Path) -> dict[str, Any]:
             sys.executable, "-m", "bench.load_client", "--target", server.address,
             "--mode", "unary", "--concurrency", str(config.py_concurrency),
             "--rate", str(config.soak_rate), "--warmup", str(config.soak_warmup),
-            "--duration", str(config.soak_seconds), "--token", token,
+            "--duration", str(config.soak_seconds), f"--token={token}",
             "--cpu-pid", str(server.pid),
             "--max-requests", str(cap),
         ]  # fmt: skip
@@ -430,12 +383,6 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         help="run only the compression rows (bench/compression.py): CPU and bytes, gzip vs none",
     )
     parser.add_argument(
-        "--production-soak",
-        type=float,
-        metavar="MINUTES",
-        help="run only the production soak (bench/soak.py) for MINUTES (10 for the report)",
-    )
-    parser.add_argument(
         "--rows",
         default="1,2,2u,3,4,5,6,7,8,9,10",
         help="comma-separated subset (5 includes 5d and the 1-caller rows, 1 1p, 10 the "
@@ -469,7 +416,6 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         allow_apt=not args.no_apt,
         rows=rows,
         python_client=args.python_client,
-        production_soak=args.production_soak,
         compression=args.compression,
     )
     if config.runs < 1 or config.duration <= 0 or config.warmup < 0:
@@ -490,8 +436,6 @@ def machine() -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     config = parse_args(argv)
-    if config.production_soak is not None:
-        return production_soak.main(["--minutes", str(config.production_soak)])
     if config.compression:
         return compression.main([])
     logs = OUT / "logs"

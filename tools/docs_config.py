@@ -33,7 +33,7 @@ from pydantic.fields import FieldInfo  # noqa: E402
 from pydantic_core import PydanticUndefined  # noqa: E402
 from pydantic_settings import BaseSettings  # noqa: E402
 
-from acme_common.settings import ClientSettings, ProcessSettings, ServerSettings  # noqa: E402
+from acme_common import ClientSettings, ProcessSettings, ServerSettings  # noqa: E402
 
 DOC = ROOT / "docs" / "configuration.md"
 TAG_START = re.compile(r"<(?=[A-Za-z/!?])")  # what Markdown would read as an HTML tag

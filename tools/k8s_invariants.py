@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from acme_common.settings import ClientSettings, ProcessSettings, ServerSettings
+from acme_common import ClientSettings, ProcessSettings, ServerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 Obj = dict[str, Any]

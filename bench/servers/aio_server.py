@@ -10,10 +10,12 @@ uvloop, so a gain of our stack from uvloop is not mistaken for a gain over grpc.
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 
 from acme.greeter.v1 import greeter_pb2_grpc
-from acme_common import event_loop
+from acme_common import loop_factory
 from bench.servers import cli
 from greeter.service import GreeterService
 
@@ -33,7 +35,8 @@ async def serve(host: str, port: int) -> None:
 
 def main() -> None:
     args = cli.arguments(__doc__.splitlines()[0], loop_choice=True)
-    event_loop.run(serve(args.host, args.port), args.loop)
+    with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
+        runner.run(serve(args.host, args.port))
 
 
 if __name__ == "__main__":

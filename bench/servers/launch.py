@@ -11,7 +11,7 @@ import grpc
 
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2
-from acme_common import health_probe
+from acme_common import check_health
 from bench import h2load, procs
 from bench.procs import ServerProcess
 
@@ -153,7 +153,7 @@ def introduce_problem(server: ServerProcess, token: str) -> str | None:
 
 
 def health_problem(server: ServerProcess) -> str | None:
-    status = health_probe.check(server.address, "", timeout=1.0)
+    status = check_health(server.address, "", timeout=1.0)
     return None if status == "SERVING" else f"health: {status}"
 
 

@@ -26,13 +26,16 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import status_pb2
 
-from acme_common.malformed import reject_malformed
-from acme_common.runner import Runtime, run_service
-from acme_common.server import Service
-from acme_common.settings import ServerSettings
+from acme_common import (
+    Runtime,
+    ServerSettings,
+    Service,
+    ServicerContext,
+    reject_malformed,
+    run_service,
+)
 from tests.conformance import CLIENT_TIMEOUTS_BELOW, stubs
 
-Context = grpc.aio.ServicerContext[Any, Any]
 Pairs = tuple[tuple[str, str | bytes], ...]
 
 # The suite's Code enum numbers the codes as gRPC does (CODE_CANCELED = 1, ...).
@@ -63,7 +66,7 @@ def _packed(message: Any) -> any_pb2.Any:
     return packed
 
 
-async def _send_headers(context: Context, definition: Any) -> None:
+async def _send_headers(context: ServicerContext, definition: Any) -> None:
     """The definition's response headers, as initial metadata (none: grpc sends them empty
     with the first message or the status)."""
     headers = _pairs(definition.response_headers)
@@ -83,7 +86,7 @@ class ConformanceService:
     def __init__(self, messages: Any) -> None:
         self.messages = messages
 
-    def _request_info(self, context: Context, requests: Sequence[Any]) -> Any:
+    def _request_info(self, context: ServicerContext, requests: Sequence[Any]) -> Any:
         """What the service saw of the request: its metadata, its deadline, its messages."""
         info = self.messages.ConformancePayload.RequestInfo(
             requests=[_packed(request) for request in requests]
@@ -98,7 +101,9 @@ class ConformanceService:
             info.timeout_ms = int(remaining * 1000)
         return info
 
-    async def _fail(self, context: Context, error: Any, echo: Any | None, trailers: Pairs) -> None:
+    async def _fail(
+        self, context: ServicerContext, error: Any, echo: Any | None, trailers: Pairs
+    ) -> None:
         """End the call with the definition's error: its code and message, its details plus
         the request info (echo) as a google.rpc.Status, and the trailers."""
         details = [*error.details, *([_packed(echo)] if echo is not None else [])]
@@ -109,7 +114,7 @@ class ConformanceService:
 
     async def _unary(
         self,
-        context: Context,
+        context: ServicerContext,
         definition: Any | None,
         requests: Sequence[Any],
         response: Any,
@@ -132,20 +137,20 @@ class ConformanceService:
         payload.data = definition.response_data
         return response(payload=payload)
 
-    async def Unary(self, request: Any, context: Context) -> Any:
+    async def Unary(self, request: Any, context: ServicerContext) -> Any:
         definition = (
             request.response_definition if request.HasField("response_definition") else None
         )
         return await self._unary(context, definition, [request], self.messages.UnaryResponse)
 
-    async def IdempotentUnary(self, request: Any, context: Context) -> Any:
+    async def IdempotentUnary(self, request: Any, context: ServicerContext) -> Any:
         definition = (
             request.response_definition if request.HasField("response_definition") else None
         )
         response = self.messages.IdempotentUnaryResponse
         return await self._unary(context, definition, [request], response)
 
-    async def ClientStream(self, requests: AsyncIterator[Any], context: Context) -> Any:
+    async def ClientStream(self, requests: AsyncIterator[Any], context: ServicerContext) -> Any:
         received: list[Any] = []
         definition: Any | None = None
         async for request in requests:
@@ -154,13 +159,13 @@ class ConformanceService:
             if len(received) == 1 and request.HasField("response_definition"):
                 definition = request.response_definition
                 # Now, not after the request stream: the shared stack's check of how that
-                # stream ended (acme_common.stream_end) sends the initial metadata then.
+                # stream ended (acme_common._call.stream_end) sends the initial metadata then.
                 await _send_headers(context, definition)
         return await self._unary(
             context, definition, received, self.messages.ClientStreamResponse, headers_sent=True
         )
 
-    async def ServerStream(self, request: Any, context: Context) -> AsyncIterator[Any]:
+    async def ServerStream(self, request: Any, context: ServicerContext) -> AsyncIterator[Any]:
         if not request.HasField("response_definition"):
             return
         definition = request.response_definition
@@ -181,7 +186,7 @@ class ConformanceService:
             await self._fail(context, definition.error, info if sent == 0 else None, trailers)
 
     async def BidiStream(
-        self, requests: AsyncIterator[Any], context: Context
+        self, requests: AsyncIterator[Any], context: ServicerContext
     ) -> AsyncIterator[Any]:
         definition: Any | None = None
         full_duplex = False
@@ -198,7 +203,7 @@ class ConformanceService:
                     definition = request.response_definition
                     context.set_trailing_metadata(_pairs(definition.response_trailers))
                     # Now, half duplex too: after the request stream, the shared stack's
-                    # check of how it ended (acme_common.stream_end) sends them first. The
+                    # check of how it ended (acme_common._call.stream_end) sends them first. The
                     # gateway sends the client nothing before the first reply anyway.
                     await context.send_initial_metadata(_pairs(definition.response_headers))
             if not full_duplex:
@@ -224,7 +229,7 @@ class ConformanceService:
             await self._fail(context, definition.error, echo, _pairs(definition.response_trailers))
 
     def _bidi_response(
-        self, context: Context, definition: Any, sent: int, received: list[Any] | None
+        self, context: ServicerContext, definition: Any, sent: int, received: list[Any] | None
     ) -> Any:
         """The reply number `sent`: the first one says all about the request, later ones
         (full duplex, in step with the requests) the requests since the previous one, or
@@ -236,7 +241,7 @@ class ConformanceService:
             payload.request_info.requests.extend(_packed(request) for request in received)
         return self.messages.BidiStreamResponse(payload=payload)
 
-    async def Unimplemented(self, request: Any, context: Context) -> Any:
+    async def Unimplemented(self, request: Any, context: ServicerContext) -> Any:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Unimplemented is not implemented")
 
 

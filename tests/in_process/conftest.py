@@ -13,8 +13,7 @@ import grpc
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from acme_common.runner import Runtime
-from acme_common.server import ServiceHost
+from acme_common import Runtime, ServiceHost
 from acme_devkit.certificates import CertificateAuthority
 from caller.service import build as build_caller
 from caller.settings import CallerSettings, GreeterClientSettings

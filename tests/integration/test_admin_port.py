@@ -14,8 +14,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-
-from .conftest import GREETER_SERVICE, HOST, RPC_TIMEOUT, ServiceFactory, free_port, open_channel
+from tests.processes import (
+    GREETER_SERVICE,
+    HOST,
+    RPC_TIMEOUT,
+    ServiceFactory,
+    free_port,
+    open_channel,
+)
 
 pytestmark = pytest.mark.integration
 

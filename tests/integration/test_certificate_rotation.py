@@ -17,10 +17,9 @@ import grpc
 import pytest
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from acme_common import health_probe
+from acme_common import check_health
 from acme_devkit.certificates import CertificateAuthority, KeyPair
-
-from .conftest import HOST, RPC_TIMEOUT, ServiceFactory, free_port
+from tests.processes import HOST, RPC_TIMEOUT, ServiceFactory, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +52,7 @@ def served_certificate(port: int, ca: Path) -> bytes:
 
 
 def admin_health(address: str) -> str | None:
-    status = health_probe.check(address, "", timeout=1.0)
+    status = check_health(address, "", timeout=1.0)
     return None if status == "SERVING" else f"admin health: {status}"
 
 

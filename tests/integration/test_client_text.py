@@ -11,10 +11,9 @@ import pytest
 
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from acme_common.errors import field_violations, status_details
+from acme_common import field_violations, status_details
 from acme_devkit.raw_http2 import raw_unary_call
-
-from .conftest import CALLER_SERVICE, RPC_TIMEOUT, ServiceFactory, ServiceProcess
+from tests.processes import CALLER_SERVICE, RPC_TIMEOUT, ServiceFactory, ServiceProcess
 
 pytestmark = pytest.mark.integration
 

@@ -13,12 +13,10 @@ import pytest
 from hyperframe.frame import DataFrame, Frame
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from acme_common.channels import create_channel
-from acme_common.settings import ClientSettings
+from acme_common import ClientSettings, create_channel
 from acme_devkit.http2_tap import TO_SERVER, http2_tap
 from acme_devkit.raw_http2 import raw_unary_call
-
-from .conftest import GREETER_SERVICE, RPC_TIMEOUT, ServiceFactory
+from tests.processes import GREETER_SERVICE, RPC_TIMEOUT, ServiceFactory
 
 pytestmark = pytest.mark.integration
 

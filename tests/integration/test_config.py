@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from .conftest import HOST, ServiceFactory
+from tests.processes import HOST, ServiceFactory
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ import grpc
 import pytest
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from acme_common.event_loop import running_loop_name
+from acme_common import running_loop_name
 from acme_devkit.environment import harness_event_loop
-from tests.integration.conftest import (
+from tests.processes import (
     CHANNEL_OPTIONS,
     RPC_TIMEOUT,
     ServiceFactory,

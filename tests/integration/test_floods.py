@@ -16,11 +16,9 @@ import grpc
 import pytest
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from acme_common import health_probe
-from acme_common.settings import ServerSettings
+from acme_common import ServerSettings, check_health
 from acme_devkit.raw_http2 import flood
-
-from .conftest import (
+from tests.processes import (
     CHANNEL_OPTIONS,
     EOF,
     GREETER_SERVICE,
@@ -64,7 +62,7 @@ async def assert_healthy_and_serving(greeter: ServiceProcess) -> None:
     outcomes: list[str] = []
     for _ in range(round(RECOVERY / 0.5)):
         assert greeter.returncode is None, f"greeter died; stderr:\n{greeter.log_text()}"
-        status = await asyncio.to_thread(health_probe.check, greeter.address, "", 5.0)
+        status = await asyncio.to_thread(check_health, greeter.address, "", 5.0)
         outcomes.append(f"health {status}")
         if status == "SERVING":
             async with open_channel(greeter.address) as channel:

@@ -20,8 +20,8 @@ import h2.events
 import pytest
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
+from tests.processes import CALLER_SERVICE, HOST, GatewayProcess, ServiceProcess, open_channel
 
-from .conftest import CALLER_SERVICE, HOST, GatewayProcess, ServiceProcess, open_channel
 from .gateway_http import envelope, post
 
 pytestmark = pytest.mark.integration

@@ -22,8 +22,7 @@ import pytest
 from acme_devkit.environment import clean_environment
 from acme_devkit.external import not_run
 from acme_devkit.node import npm_ci
-
-from .conftest import GREETER_INSTANCE, GatewayProcess
+from tests.processes import GREETER_INSTANCE, GatewayProcess
 
 pytestmark = pytest.mark.integration
 

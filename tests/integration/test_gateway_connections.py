@@ -21,8 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from acme_devkit.external import not_run
-
-from .conftest import (
+from tests.processes import (
     GREETER_SERVICE,
     HOST,
     GatewayProcess,

@@ -20,8 +20,7 @@ import grpc
 import pytest
 
 from acme.caller.v1 import caller_pb2
-
-from .conftest import (
+from tests.processes import (
     CALLER_SERVICE,
     HOST,
     GatewayProcess,
@@ -30,6 +29,7 @@ from .conftest import (
     free_port,
     stand_in_server,
 )
+
 from .gateway_http import envelopes, grpc_web, grpc_web_trailers, post
 
 pytestmark = pytest.mark.integration

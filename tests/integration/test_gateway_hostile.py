@@ -11,7 +11,7 @@ import struct
 
 import pytest
 
-from .conftest import CALLER_SERVICE, HOST, GatewayProcess
+from tests.processes import CALLER_SERVICE, HOST, GatewayProcess
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,14 @@ import grpc
 import pytest
 
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
+from tests.processes import (
+    CALLER_SERVICE,
+    GatewayProcess,
+    ServiceFactory,
+    open_channel,
+    stand_in_server,
+)
 
-from .conftest import CALLER_SERVICE, GatewayProcess, ServiceFactory, open_channel, stand_in_server
 from .gateway_http import TIMEOUT, envelopes, grpc_web_trailers
 
 pytestmark = pytest.mark.integration

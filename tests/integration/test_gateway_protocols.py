@@ -16,8 +16,8 @@ from google.rpc import status_pb2
 
 from acme.caller.v1 import caller_pb2
 from acme.greeter.v1 import greeter_pb2
+from tests.processes import CALLER_SERVICE, GREETER_INSTANCE, GREETER_SERVICE, GatewayProcess
 
-from .conftest import CALLER_SERVICE, GREETER_INSTANCE, GREETER_SERVICE, GatewayProcess
 from .gateway_http import (
     END_STREAM,
     TRAILERS,

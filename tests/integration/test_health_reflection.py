@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -10,9 +13,14 @@ from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from acme_common import health_probe
-
-from .conftest import CALLER_SERVICE, GREETER_SERVICE, RPC_TIMEOUT, ServiceProcess, open_channel
+from acme_common import check_health
+from tests.processes import (
+    CALLER_SERVICE,
+    GREETER_SERVICE,
+    RPC_TIMEOUT,
+    ServiceProcess,
+    open_channel,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -76,12 +84,13 @@ async def test_health_answers_not_found_for_an_unknown_service(
 
 
 def test_health_probe_reports_status_names(greeter: ServiceProcess) -> None:
-    assert health_probe.check(greeter.address, "", timeout=RPC_TIMEOUT) == "SERVING"
-    assert health_probe.check(greeter.address, GREETER_SERVICE, timeout=RPC_TIMEOUT) == "SERVING"
-    assert health_probe.check(greeter.address, "unknown.Service", timeout=RPC_TIMEOUT) == (
-        "NOT_FOUND"
-    )
-    assert health_probe.main(["--addr", greeter.address, "--timeout", "5"]) == 0
+    assert check_health(greeter.address, "", timeout=RPC_TIMEOUT) == "SERVING"
+    assert check_health(greeter.address, GREETER_SERVICE, timeout=RPC_TIMEOUT) == "SERVING"
+    assert check_health(greeter.address, "unknown.Service", timeout=RPC_TIMEOUT) == ("NOT_FOUND")
+    # The command container HEALTHCHECKs run (libs/common's console script).
+    probe = Path(sys.executable).with_name("grpc-health-probe")
+    command = [str(probe), "--addr", greeter.address, "--timeout", "5"]
+    assert subprocess.run(command, capture_output=True, timeout=60, check=False).returncode == 0
 
 
 @pytest.mark.parametrize(("fixture", "app_service", "proto_file"), SERVICES)

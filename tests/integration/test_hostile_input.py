@@ -27,12 +27,10 @@ import grpc
 import pytest
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from acme_common.errors import field_violations, status_details
+from acme_common import field_violations, status_details
 from acme_devkit.http2_tap import PREFACE
 from acme_devkit.raw_http2 import raw_unary_call
-
-from .abandoned_call import open_call
-from .conftest import (
+from tests.processes import (
     CHANNEL_OPTIONS,
     EOF,
     HOST,
@@ -42,6 +40,8 @@ from .conftest import (
     free_port,
     open_channel,
 )
+
+from .abandoned_call import open_call
 
 if TYPE_CHECKING:
     from acme.greeter.v1.greeter_pb2_grpc import GreeterServiceAsyncStub as Stub

@@ -1,5 +1,5 @@
 """Long-lived connections, watched on the wire: keepalive pings on an idle caller-style channel
-(acme_common.channels) to a real greeter, the server's ping policy, dead-peer detection and
+(acme_common.create_channel) to a real greeter, the server's ping policy, dead-peer detection and
 connection recycling. Each test shows the effect of grpc options the project sets (grpc
 silently ignores an option name it does not know), with short intervals set through the same
 settings that carry the production defaults (30 s pings, 10 s accepted)."""
@@ -14,11 +14,9 @@ import pytest
 from hyperframe.frame import Frame, PingFrame
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from acme_common.channels import create_channel
-from acme_common.settings import ClientSettings
+from acme_common import ClientSettings, create_channel
 from acme_devkit.http2_tap import TO_CLIENT, TO_SERVER, Http2Tap, http2_tap
-
-from .conftest import RPC_TIMEOUT, ServiceFactory
+from tests.processes import RPC_TIMEOUT, ServiceFactory
 
 pytestmark = pytest.mark.integration
 

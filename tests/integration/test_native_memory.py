@@ -20,12 +20,10 @@ import pytest
 
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2
-from acme_common.runner import Runtime
-from acme_common.server import ServiceHost
+from acme_common import Runtime, ServiceHost
 from caller.service import build
 from caller.settings import CallerSettings, GreeterClientSettings
-
-from .conftest import HOST, stand_in_greeter
+from tests.processes import HOST, stand_in_greeter
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,7 @@ import pytest
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from greeter.rules import MAX_LANGUAGES
-
-from .conftest import (
+from tests.processes import (
     EOF,
     RPC_TIMEOUT,
     ServiceFactory,

@@ -13,10 +13,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from acme_common.channels import create_channel
-from acme_common.settings import ClientSettings
-
-from .conftest import (
+from acme_common import ClientSettings, create_channel
+from tests.processes import (
     EOF,
     GREETER_SERVICE,
     HOST,

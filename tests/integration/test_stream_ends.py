@@ -16,8 +16,7 @@ import grpc
 import pytest
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-
-from .conftest import (
+from tests.processes import (
     GREETER_SERVICE,
     RPC_TIMEOUT,
     ServiceFactory,

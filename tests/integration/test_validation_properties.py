@@ -21,10 +21,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from acme_common.errors import FieldViolation, InvalidArgument
+from acme_common import FieldViolation, InvalidArgument
 from greeter import rules
-
-from .conftest import CHANNEL_OPTIONS, RPC_TIMEOUT, ServiceProcess
+from tests.processes import CHANNEL_OPTIONS, RPC_TIMEOUT, ServiceProcess
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,8 @@ import grpc
 import pytest
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from acme_common import health_probe
-
-from .conftest import (
+from acme_common import check_health
+from tests.processes import (
     CHANNEL_OPTIONS,
     HOST,
     RPC_TIMEOUT,
@@ -123,7 +122,7 @@ async def test_workers_share_the_port_merge_metrics_and_drain_on_sigterm(
     options = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
     await wait_until_listening(workers, greeter.port, admin_port)
     assert [sockets(pid, admin_port, LISTEN) for pid in workers].count(0) == WORKERS - 1
-    assert health_probe.check(f"{HOST}:{admin_port}") == "SERVING"
+    assert check_health(f"{HOST}:{admin_port}") == "SERVING"
     channels = [grpc.aio.insecure_channel(greeter.address, options) for _ in range(CHANNELS)]
     try:
         stubs: list[greeter_pb2_grpc.GreeterServiceAsyncStub] = [
@@ -236,7 +235,7 @@ async def test_a_killed_worker_leaves_no_state_behind_and_stops_the_group(
         # The group stops: the survivor drains (NOT_SERVING); without its host the admin port
         # is gone, so probes fail either way and the orchestrator restarts the pod.
         await eventually(
-            lambda: health_probe.check(f"{HOST}:{admin_port}"),
+            lambda: check_health(f"{HOST}:{admin_port}"),
             "UNAVAILABLE" if victim == admin_worker else "NOT_SERVING",
             "health after the kill",
         )
@@ -309,10 +308,10 @@ async def test_workers_stop_when_their_supervisor_is_killed(services: ServiceFac
 
 
 def test_supervisor_imports_only_what_it_needs() -> None:
-    """The supervisor (acme_common.workers + logs) stays light: a fresh interpreter that
+    """The supervisor (acme_common._workers + logs) stays light: a fresh interpreter that
     imports it has none of the service's heavy dependencies loaded."""
     code = (
-        "import sys, acme_common.workers, acme_common.logs; "
+        "import sys, acme_common._workers, acme_common._logs; "
         "heavy = {'grpc', 'pydantic', 'google.protobuf', 'opentelemetry', 'asyncio'}; "
         "print(sorted(heavy & set(sys.modules)))"
     )

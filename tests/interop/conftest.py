@@ -11,7 +11,6 @@ import pytest
 
 from acme_devkit.environment import clean_environment
 from acme_devkit.processes import ServiceProcess
-from tests.integration.conftest import services  # noqa: F401 - the per-test process factory
 
 GREETER_INSTANCE = "greeter-interop-1"
 START_TIMEOUT = 20.0  # seconds a process gets to report SERVING

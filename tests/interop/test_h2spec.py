@@ -17,7 +17,7 @@ gRPC calls (POST with `te: trailers`), which no h2spec request is, and grpc core
 skips many frames RFC 9113 calls errors instead of failing the connection. Its failures below are
 grouped by cause, each cause checked on the wire (frames and error codes) and, where the
 request's kind could matter, replayed as a real gRPC call. None comes from the greeter's own
-server options (acme_common.server.server_options): a bare grpc.aio server with grpc core's
+server options (acme_common._server.server_options): a bare grpc.aio server with grpc core's
 defaults fails the same cases plus http2/5.1.2/1, which the greeter passes because it announces
 a SETTINGS_MAX_CONCURRENT_STREAMS (grpc.max_concurrent_streams); only grpc core's default BDP
 probing decides one case (http2/4.2/3, see below), and turning it off would cost throughput.
@@ -44,7 +44,8 @@ import pytest
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_devkit.external import not_run
 from acme_devkit.go import go_program
-from tests.integration.conftest import (
+from tests.integration.gateway_http import post
+from tests.processes import (
     CHANNEL_OPTIONS,
     GREETER_SERVICE,
     HOST,
@@ -52,7 +53,6 @@ from tests.integration.conftest import (
     ServiceFactory,
     ServiceProcess,
 )
-from tests.integration.gateway_http import post
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -223,7 +223,7 @@ GREETER_KNOWN: dict[str, Known] = {
         *(f"generic/5/{n}" for n in range(1, 16)),
         "http2/4.2/1",
         *("http2/5.1/11", "http2/5.1/12", "http2/5.1/13"),
-        *("http2/6.5.3/1", "http2/6.9.1/1", "http2/6.9.2/1", "http2/6.9.2/2", "http2/6.10/1"),
+        *("http2/6.5.3/1", "http2/6.9.1/1", "http2/6.9.2/1", "http2/6.9.2/2"),
     ),
     **_each(
         STREAM_IDS_NOT_CHECKED,
@@ -253,7 +253,8 @@ GREETER_KNOWN: dict[str, Known] = {
 # each sends a request, then a frame on its stream that grpc core rejects while it still tracks
 # the stream (a pass: it closes the connection or resets the stream with PROTOCOL_ERROR) but
 # skips once it has reset the stream as a non-gRPC call (a fail: h2spec times out). Measured
-# over 37 runs: 6.9/2 failed 11 times, 8.1/1 10, 8.1.2.1/3 5; no other case ever changed.
+# over 37 runs: 6.9/2 failed 11 times, 8.1/1 10, 8.1.2.1/3 5; 6.10/1 (a CONTINUATION on the
+# stream) passed once, on a loaded machine, in the break test of issue #19.
 RACE_WITH_THE_RESET = Known(
     "the case's second frame races grpc core's reset of the non-gRPC request: parsed while the "
     "stream is tracked it is rejected (pass), after the reset it is skipped (time-out); replayed "
@@ -261,7 +262,7 @@ RACE_WITH_THE_RESET = Known(
     NOT_A_GRPC_CALL.report,
 )
 GREETER_RACY: dict[str, Known] = _each(
-    RACE_WITH_THE_RESET, "http2/6.9/2", "http2/8.1/1", "http2/8.1.2.1/3"
+    RACE_WITH_THE_RESET, "http2/6.9/2", "http2/6.10/1", "http2/8.1/1", "http2/8.1.2.1/3"
 )
 
 # grpc core's own error lines (not the service's JSON log) that h2spec's requests cause.

@@ -26,7 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
-from acme_common import health_probe
+from acme_common import check_health
 from acme_devkit.certificates import CertificateAuthority, KeyPair
 from acme_devkit.ports import HOST, free_port
 from acme_devkit.processes import ServiceProcess
@@ -78,7 +78,7 @@ class Pod:
         (the manifest's port, which must be ADMIN_PORT, mapped to the local one)."""
         grpc_probe = self.container[kind]["grpc"]
         assert grpc_probe["port"] == int(self.app_admin_port), f"{self.app.name} {kind}"
-        return health_probe.check(self.admin_address, grpc_probe.get("service", ""), timeout=1.0)
+        return check_health(self.admin_address, grpc_probe.get("service", ""), timeout=1.0)
 
     @property
     def app_admin_port(self) -> str:
@@ -197,7 +197,7 @@ def test_the_kubelets_plaintext_probes_pass_on_the_admin_port_only(pods: dict[st
             kind: "SERVING" for kind in PROBES if kind in pod.container
         }, pod.app.name
         # The same plaintext probe at the main port: it speaks TLS only.
-        assert health_probe.check(pod.main_address, "", timeout=1.0) == "UNAVAILABLE"
+        assert check_health(pod.main_address, "", timeout=1.0) == "UNAVAILABLE"
 
 
 def test_the_main_port_requires_a_client_certificate_from_the_ca(

@@ -6,7 +6,7 @@ placeholders) it writes:
 * proto/acme/<name>/v1/<name>.proto: package acme.<name>.v1, a <Name>Service with one
   example RPC (Echo), every element commented;
 * services/<name>/: pyproject.toml, src/<name>/ in the standard shape (settings.py, rules.py,
-  service.py with build(), a three-line __main__.py on acme_common.runner.run_service) and
+  service.py with build(), a three-line __main__.py on acme_common.run_service) and
   tests/ (a unit test of the rules and a real-process test);
 * deploy/k8s/base/<name>/: its Deployment, Service, PodDisruptionBudget and kustomization;
 * deploy/k8s/components/tls/<name>.yaml (its mTLS patch) and
@@ -195,7 +195,7 @@ def name_problems(name: str, root: Path) -> list[str]:
     return [f"{name!r} is {why}" for failed, why in checks if failed]
 
 
-def run(command: Sequence[str], cwd: Path, what: str) -> str:
+def run_step(command: Sequence[str], cwd: Path, what: str) -> str:
     """stdout+stderr of command; ScaffoldError naming `what` when it fails."""
     result = subprocess.run(  # noqa: S603 - argv built here, no shell
         list(command), cwd=cwd, capture_output=True, text=True, check=False
@@ -229,14 +229,14 @@ def stage(names: Names, root: Path, staging: Path) -> dict[str, str]:
     shutil.copy(root / "buf.yaml", module)
     shutil.copytree(staging / "proto", module / "proto", dirs_exist_ok=True)
     new = f"proto/acme/{names.name}"
-    run([tool("buf"), "build"], module, "buf build of the new contract")
-    run([tool("buf"), "lint", "--path", new], module, "buf lint of the new contract")
-    run([tool("buf"), "format", "--diff", "--exit-code", "--path", new], module, "buf format")
+    run_step([tool("buf"), "build"], module, "buf build of the new contract")
+    run_step([tool("buf"), "lint", "--path", new], module, "buf lint of the new contract")
+    run_step([tool("buf"), "format", "--diff", "--exit-code", "--path", new], module, "buf format")
     # Import order waits for the files' place in the tree (first-party is found there).
     python = [relative for relative in files if relative.endswith(".py")]
     config = ["--config", str(root / "pyproject.toml")]
-    run([tool("ruff"), "format", *config, "--quiet", *python], staging, "ruff format")
-    run([tool("ruff"), "check", *config, "--extend-ignore=I", *python], staging, "ruff check")
+    run_step([tool("ruff"), "format", *config, "--quiet", *python], staging, "ruff format")
+    run_step([tool("ruff"), "check", *config, "--extend-ignore=I", *python], staging, "ruff check")
     return {relative: (staging / relative).read_text("utf-8") for relative in files}
 
 
@@ -244,9 +244,9 @@ def tidy(files: dict[str, str], root: Path) -> None:
     """ruff's import order and format on the new service's Python, now in its place."""
     python = [relative for relative in files if relative.endswith(".py")]
     ruff = tool("ruff")
-    run([ruff, "check", "--select", "I", "--fix", "--quiet", *python], root, "ruff isort")
-    run([ruff, "format", "--quiet", *python], root, "ruff format")
-    run([ruff, "check", "--quiet", *python], root, "ruff check of the new service")
+    run_step([ruff, "check", "--select", "I", "--fix", "--quiet", *python], root, "ruff isort")
+    run_step([ruff, "format", "--quiet", *python], root, "ruff format")
+    run_step([ruff, "check", "--quiet", *python], root, "ruff check of the new service")
 
 
 def append_to_list(text: str, key: str, item: str) -> str:
@@ -339,14 +339,14 @@ def apply(names: Names, files: dict[str, str], root: Path) -> None:
         transaction.edit("pyproject.toml")
         transaction.edit("uv.lock")
         print(f"new_service: uv add {names.image}", flush=True)
-        print(run([tool("uv"), "add", "--no-sync", names.image], root, "uv add"), flush=True)
+        print(run_step([tool("uv"), "add", "--no-sync", names.image], root, "uv add"), flush=True)
         generated = root / "libs/protos/src/acme" / names.name
         transaction.created.append(generated)
         print("new_service: python tools/codegen.py", flush=True)
-        print(run([sys.executable, "tools/codegen.py"], root, "codegen"), flush=True)
+        print(run_step([sys.executable, "tools/codegen.py"], root, "codegen"), flush=True)
         tidy(files, root)  # import order needs the generated stubs in place
         transaction.edit("docs/configuration.md")  # its settings get their table
-        print(run([sys.executable, "tools/docs_config.py"], root, "docs_config"), flush=True)
+        print(run_step([sys.executable, "tools/docs_config.py"], root, "docs_config"), flush=True)
     except BaseException as error:
         transaction.rollback()
         print(f"new_service: {type(error).__name__}; everything was rolled back", file=sys.stderr)

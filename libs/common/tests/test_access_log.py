@@ -11,8 +11,8 @@ import grpc
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from acme_common.access_log import AccessLog
-from acme_common.request_ids import current_request_id
+from acme_common._call.access_log import AccessLog
+from acme_common._call.request_ids import current_request_id
 
 METHOD = "/test.v1.Service/Method"
 OK, FAILED = grpc.StatusCode.OK, grpc.StatusCode.INTERNAL

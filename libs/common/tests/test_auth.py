@@ -9,7 +9,7 @@ import grpc
 import pytest
 from pydantic import SecretStr
 
-from acme_common.auth import (
+from acme_common._call.auth import (
     DENIED_ANY_METHOD,
     OPEN_PREFIXES,
     TokenChecker,

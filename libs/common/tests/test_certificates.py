@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from acme_common import certificates
-from acme_common.certificates import ReloadingCertificates
-from acme_common.pem import check_pair
+from acme_common._tls import certificates
+from acme_common._tls.certificates import ReloadingCertificates
+from acme_common._tls.pem import check_pair
 from acme_devkit.certificates import CertificateAuthority, KeyPair
 
 

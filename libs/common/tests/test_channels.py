@@ -12,10 +12,10 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from acme_common.channels import MAX_MESSAGE_BYTES, create_channel
-from acme_common.request_ids import current_request_id
-from acme_common.server import Service, ServiceHost
-from acme_common.settings import ClientSettings, ServerSettings
+from acme_common._call.request_ids import current_request_id
+from acme_common._channels import MAX_MESSAGE_BYTES, create_channel
+from acme_common._server import Service, ServiceHost
+from acme_common._settings import ClientSettings, ServerSettings
 
 SERVICE = "test.v1.MirrorService"
 TOKEN = "test-token"  # noqa: S105 - a test value

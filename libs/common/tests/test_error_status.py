@@ -10,8 +10,8 @@ from typing import Any
 import grpc
 import pytest
 
-from acme_common.error_status import abort_with_status
-from acme_common.errors import (
+from acme_common._call.error_status import abort_with_status
+from acme_common._errors import (
     FieldViolation,
     InvalidArgument,
     Unavailable,

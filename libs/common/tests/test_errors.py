@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 from google.rpc import status_pb2
 
-from acme_common.errors import (
+from acme_common._errors import (
     MAX_DESCRIPTION_BYTES,
     MAX_MESSAGE_BYTES,
     MAX_VIOLATIONS,

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from acme_common.grpc_noise import GRPC_LOGGER, quiet_grpc_noise
+from acme_common._grpc_noise import GRPC_LOGGER, quiet_grpc_noise
 
 
 def emit(caplog: pytest.LogCaptureFixture, message: str, *args: object) -> logging.LogRecord:

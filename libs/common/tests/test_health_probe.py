@@ -10,7 +10,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from acme_common import health_probe
+from acme_common import _health_probe as health_probe
+from acme_common import check_health
 
 
 @pytest.fixture
@@ -30,10 +31,10 @@ def test_the_probe_reports_the_status_name_and_exits_0_only_when_serving(
     serving: tuple[str, health.HealthServicer],
 ) -> None:
     address, servicer = serving
-    assert health_probe.check(address) == "SERVING"
+    assert check_health(address) == "SERVING"
     assert health_probe.main(["--addr", address]) == 0
     servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
-    assert health_probe.check(address) == "NOT_SERVING"
+    assert check_health(address) == "NOT_SERVING"
     assert health_probe.main(["--addr", address]) == 1
 
 
@@ -41,7 +42,7 @@ def test_an_unreachable_server_is_unavailable(monkeypatch: pytest.MonkeyPatch) -
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    assert health_probe.check(f"127.0.0.1:{port}", timeout=0.5) == "UNAVAILABLE"
+    assert check_health(f"127.0.0.1:{port}", timeout=0.5) == "UNAVAILABLE"
     monkeypatch.setenv("GRPC_PORT", str(port))  # the default address, as images set it
     assert health_probe.main(["--timeout", "0.5"]) == 1
 

@@ -14,14 +14,14 @@ from typing import Any, cast
 
 import pytest
 
-from acme_common.logs import (
+from acme_common._call.request_ids import current_request_id
+from acme_common._logs import (
     JsonFormatter,
     LineBatchingHandler,
     TextFormatter,
     configure_logging,
     log_fields,
 )
-from acme_common.request_ids import current_request_id
 
 
 def record(message: str, **extra: object) -> logging.LogRecord:

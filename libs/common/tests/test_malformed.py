@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from google.protobuf import wrappers_pb2
 
-from acme_common.errors import FieldViolation, InvalidArgument
-from acme_common.malformed import MalformedRequest, reject_malformed, tolerant
+from acme_common._call.malformed import MalformedRequest, reject_malformed, tolerant
+from acme_common._errors import FieldViolation, InvalidArgument
 
 
 def test_tolerant_deserializer_parses_what_parses() -> None:

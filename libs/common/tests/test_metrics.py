@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 from prometheus_client import REGISTRY
 
-from acme_common.metrics import ClientMethodMetrics, ServerMethodMetrics, method_labels
+from acme_common._metrics import ClientMethodMetrics, ServerMethodMetrics, method_labels
 
 
 def sample(name: str, full_method: str, grpc_type: str, **more: str) -> float:

@@ -14,13 +14,13 @@ import pytest
 from google.protobuf import wrappers_pb2
 from prometheus_client import REGISTRY
 
-from acme_common.errors import InvalidArgument
-from acme_common.malformed import MalformedRequest
-from acme_common.metrics import method_labels
-from acme_common.observation import Observation, status_code
-from acme_common.request_ids import current_request_id
-from acme_common.settings import ServerSettings
-from acme_common.stream_end import StreamCut, StreamEnd
+from acme_common._call.malformed import MalformedRequest
+from acme_common._call.observation import Observation, status_code
+from acme_common._call.request_ids import current_request_id
+from acme_common._call.stream_end import StreamCut, StreamEnd
+from acme_common._errors import InvalidArgument
+from acme_common._metrics import method_labels
+from acme_common._settings import ServerSettings
 
 SETTINGS = ServerSettings(instance_name="replica-1", access_log="all")
 

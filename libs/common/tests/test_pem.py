@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from acme_common import pem
+from acme_common._tls import pem
 from acme_devkit.certificates import CertificateAuthority
 
 

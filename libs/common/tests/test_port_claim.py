@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from acme_common.port_claim import PortTaken, claim_port
+from acme_common._port_claim import PortTaken, claim_port
 
 
 def listening_port() -> socket.socket:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from acme_common.request_ids import (
+from acme_common._call.request_ids import (
     MAX_REQUEST_ID_LENGTH,
     RequestIdFilter,
     current_request_id,

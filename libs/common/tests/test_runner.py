@@ -8,8 +8,8 @@ import grpc
 import pytest
 from pydantic_settings import SettingsConfigDict
 
-from acme_common.runner import Runtime
-from acme_common.settings import ClientSettings
+from acme_common._runner import Runtime
+from acme_common._settings import ClientSettings
 
 
 class PeerClientSettings(ClientSettings):

@@ -10,9 +10,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import SecretStr
 
-from acme_common.errors import FieldViolation, InvalidArgument, field_violations, status_details
-from acme_common.server import Service, ServiceHost
-from acme_common.settings import ServerSettings
+from acme_common._errors import FieldViolation, InvalidArgument, field_violations, status_details
+from acme_common._server import Service, ServiceHost
+from acme_common._settings import ServerSettings
 
 SERVICE = "test.v1.ProbeService"
 
@@ -22,6 +22,10 @@ async def echo(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) 
         raise InvalidArgument(FieldViolation("payload", "must not be 'invalid'"))
     if request == b"crash":
         raise RuntimeError("secret internal detail")
+    if request == b"unimplemented":  # what a generated *Servicer base class method does
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details("Method not implemented!")
+        raise NotImplementedError("Method not implemented!")
     if request.startswith(b"bytes:"):  # a reply of that many bytes
         return b"x" * int(request.removeprefix(b"bytes:"))
     return request
@@ -88,6 +92,17 @@ async def test_health_reports_every_service_and_not_found(channel: grpc.aio.Chan
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=5)
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_method_the_servicer_lacks_is_unimplemented_not_a_crash(
+    channel: grpc.aio.Channel, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call_echo(channel, b"unimplemented")
+    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert raised.value.details() == "method not implemented"
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert await call_echo(channel, b"ping") == b"ping"
 
 
 async def test_unknown_method_is_unimplemented(channel: grpc.aio.Channel) -> None:

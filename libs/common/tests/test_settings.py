@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic_settings import SettingsConfigDict
 
-from acme_common.settings import ClientSettings, ServerSettings, load_settings
+from acme_common._settings import ClientSettings, ServerSettings, load_settings
 
 
 class DemoClientSettings(ClientSettings):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from acme_common.tracing import (
+from acme_common._tracing import (
     client_interceptors,
     configure_tracing,
     current_trace_id,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from acme_common.workers import WORKER_INDEX_ENV, supervise, worker_index
+from acme_common._workers import WORKER_INDEX_ENV, supervise, worker_index
 
 
 def test_a_worker_knows_its_index(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,7 +58,7 @@ def test_a_worker_that_exits_unasked_stops_the_group(tmp_path: Path) -> None:
     arguments = ["2", "0", "127.0.0.1", str(port), "INFO", "json"]
     command = [sys.executable, "-c", _WORKER, str(tmp_path / "ready")]
     supervisor = subprocess.run(
-        [sys.executable, "-m", "acme_common.workers", *arguments, *command],
+        [sys.executable, "-m", "acme_common._workers", *arguments, *command],
         capture_output=True,
         text=True,
         timeout=60,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from acme_common.errors import FieldViolation, InvalidArgument, field_violations
+from acme_common import FieldViolation, InvalidArgument, field_violations
 from caller.rules import check_names, greeter_failure_message, translate_greeter_error
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from acme_common.errors import InvalidArgument
+from acme_common import InvalidArgument
 from greeter import rules
 
 

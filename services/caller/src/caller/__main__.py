@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from acme_common.runner import run_service
+from acme_common import run_service
 from caller.service import build
 from caller.settings import CallerSettings, GreeterClientSettings
 

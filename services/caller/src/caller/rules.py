@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from acme_common.errors import (
+from acme_common import (
     DeadlineExceeded,
     FieldViolation,
     InvalidArgument,

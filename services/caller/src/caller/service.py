@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import grpc
 
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from acme_common.channels import outgoing_timeout
-from acme_common.runner import Runtime
-from acme_common.server import Service
+from acme_common import Runtime, Service, ServicerContext, outgoing_timeout
 from caller.rules import check_names, greeter_failure_message, translate_greeter_error
 from caller.settings import CallerSettings, GreeterClientSettings
 
 GREETER_SERVICE = greeter_pb2.DESCRIPTOR.services_by_name["GreeterService"].full_name
-
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class CallerService(caller_pb2_grpc.CallerServiceServicer):
@@ -36,7 +31,7 @@ class CallerService(caller_pb2_grpc.CallerServiceServicer):
         self.fanout_concurrency = fanout_concurrency
 
     async def Introduce(
-        self, request: caller_pb2.IntroduceRequest, context: Context
+        self, request: caller_pb2.IntroduceRequest, context: ServicerContext
     ) -> caller_pb2.IntroduceResponse:
         try:
             reply = await self.greeter.SayHello(
@@ -48,7 +43,7 @@ class CallerService(caller_pb2_grpc.CallerServiceServicer):
         return caller_pb2.IntroduceResponse(message=reply.message, greeter_instance=reply.served_by)
 
     async def IntroduceAll(
-        self, request: caller_pb2.IntroduceAllRequest, context: Context
+        self, request: caller_pb2.IntroduceAllRequest, context: ServicerContext
     ) -> caller_pb2.IntroduceAllResponse:
         check_names(request.names, self.max_names)
         count = len(request.names)

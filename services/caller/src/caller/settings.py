@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from acme_common.settings import ClientSettings, Port, ServerSettings
+from acme_common import ClientSettings, Port, ServerSettings
 
 
 class CallerSettings(ServerSettings):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from acme_common.settings import load_settings
+from acme_common import load_settings
 from gateway.forwarding import find_service
 from gateway.server import supervise
 from gateway.settings import GatewaySettings, client_settings_type

@@ -13,12 +13,15 @@ from typing import Any
 import grpc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from acme_common import metrics
-from acme_common.auth import checker_for
-from acme_common.channels import create_channel
-from acme_common.logs import configure_logging
-from acme_common.settings import load_settings
-from acme_common.tracing import client_interceptors, configure_tracing
+from acme_common import (
+    checker_for,
+    client_interceptors,
+    configure_logging,
+    configure_tracing,
+    create_channel,
+    load_settings,
+    serve_metrics,
+)
 from gateway.app import create_app
 from gateway.forwarding import Forwarder, ServiceApplication, find_service
 from gateway.observation import Authentication, EdgeObservation, client_disconnected
@@ -111,7 +114,11 @@ class Gateway:
         configure_logging(settings.log_level, settings.log_format)
         self.tracer_provider = configure_tracing(settings.tracing_exporter, "gateway")
         interceptors: list[object] = [
-            EdgeObservation(instance=settings.instance_name, which=settings.access_log)
+            EdgeObservation(
+                instance=settings.instance_name,
+                which=settings.access_log,
+                tracing=self.tracer_provider is not None,
+            )
         ]
         checker = checker_for(settings.auth_tokens)
         if checker is not None:
@@ -147,7 +154,7 @@ class Gateway:
             settings.gateway_cors_origins,
         )
 
-        metrics.serve_metrics(settings.metrics_port, settings.gateway_host)
+        serve_metrics(settings.metrics_port, settings.gateway_host)
 
 
 app = Gateway()

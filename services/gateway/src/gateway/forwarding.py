@@ -26,8 +26,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message_factory import GetMessageClass
 
-from acme_common.auth import AUTHORIZATION
-from acme_common.channels import DEADLINE_MARGIN
+from acme_common import AUTHORIZATION, DEADLINE_MARGIN
 from gateway.metadata import request_metadata, response_fields
 from gateway.statuses import connect_error
 
@@ -151,7 +150,7 @@ class Forwarder:
             own_credentials=not self.pass_authorization,
         )
         if info.stream_type is StreamType.UNARY:
-            # create_channel's unary method (acme_common.channels): its with_call returns the
+            # create_channel's unary method (acme_common.create_channel): its with_call returns the
             # ended call too, whose metadata the response passes on.
             unary_unary: Any = self.channel.unary_unary(path, serialize, deserialize)
 

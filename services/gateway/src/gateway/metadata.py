@@ -43,8 +43,7 @@ from collections.abc import Iterable
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-from acme_common.auth import AUTHORIZATION
-from acme_common.request_ids import REQUEST_ID_HEADER
+from acme_common import AUTHORIZATION, REQUEST_ID_HEADER
 
 MAX_REQUEST_ENTRIES = 64
 MAX_REQUEST_BYTES = 4096

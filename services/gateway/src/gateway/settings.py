@@ -9,7 +9,7 @@ from typing import Annotated, Self
 from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from acme_common.settings import (
+from acme_common import (
     BindHost,
     ClientSettings,
     DrainDelay,

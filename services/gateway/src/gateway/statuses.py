@@ -13,7 +13,7 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError, ErrorDetail
 from protobuf.wkt import Any as WireAny
 
-from acme_common.errors import status_details
+from acme_common import status_details
 
 log = logging.getLogger("acme.gateway")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from acme_common.errors import FieldViolation, InvalidArgument, echo
+from acme_common import FieldViolation, InvalidArgument, echo
 
 MAX_NAME_LENGTH = 100
 MAX_LANGUAGES = 1000  # one request may ask for at most this many streamed greetings

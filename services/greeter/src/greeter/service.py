@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
-
-import grpc
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from acme_common.errors import ResourceExhausted
-from acme_common.runner import Runtime
-from acme_common.server import Service
+from acme_common import ResourceExhausted, Runtime, Service, ServicerContext
 from greeter import rules
 from greeter.settings import GreeterSettings
-
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class GreeterService(greeter_pb2_grpc.GreeterServiceServicer):
@@ -25,19 +18,21 @@ class GreeterService(greeter_pb2_grpc.GreeterServiceServicer):
         self.max_stream_names = max_stream_names
 
     async def SayHello(
-        self, request: greeter_pb2.SayHelloRequest, context: Context
+        self, request: greeter_pb2.SayHelloRequest, context: ServicerContext
     ) -> greeter_pb2.SayHelloResponse:
         message = rules.greet(request.name, request.language)
         return greeter_pb2.SayHelloResponse(message=message, served_by=self.instance)
 
     async def SayHelloLanguages(
-        self, request: greeter_pb2.SayHelloLanguagesRequest, context: Context
+        self, request: greeter_pb2.SayHelloLanguagesRequest, context: ServicerContext
     ) -> AsyncIterator[greeter_pb2.SayHelloLanguagesResponse]:
         for language, message in rules.greet_in_languages(request.name, request.languages):
             yield greeter_pb2.SayHelloLanguagesResponse(language=language, message=message)
 
     async def GreetMany(
-        self, request_iterator: AsyncIterator[greeter_pb2.GreetManyRequest], context: Context
+        self,
+        request_iterator: AsyncIterator[greeter_pb2.GreetManyRequest],
+        context: ServicerContext,
     ) -> greeter_pb2.GreetManyResponse:
         names: list[str] = []
         async for request in request_iterator:
@@ -47,7 +42,7 @@ class GreeterService(greeter_pb2_grpc.GreeterServiceServicer):
         return greeter_pb2.GreetManyResponse(message=message, count=len(names))
 
     async def Chat(
-        self, request_iterator: AsyncIterator[greeter_pb2.ChatRequest], context: Context
+        self, request_iterator: AsyncIterator[greeter_pb2.ChatRequest], context: ServicerContext
     ) -> AsyncIterator[greeter_pb2.ChatResponse]:
         sequence = 0
         async for request in request_iterator:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from acme_common.settings import Port, ServerSettings
+from acme_common import Port, ServerSettings
 
 
 class GreeterSettings(ServerSettings):

@@ -100,7 +100,7 @@ def run_stack(args: argparse.Namespace) -> None:
             f"  {reply.message}  (greeter instance: {reply.greeter_instance})\n"
             f"the same through the gateway ({gateway.address}), JSON over HTTP/1.1:\n"
             f"  {over_http['message']}\n\n"
-            f"stack is up. try: acmectl introduce Grace --caller {caller.address}\n"
+            f"stack is up. try: acmectl --caller {caller.address} introduce Grace\n"
             f"web page: http://{gateway.address}/\n"
             f"curl: curl -H 'Content-Type: application/json' -d '{{\"name\": \"Ada\"}}' "
             f"http://{gateway.address}/acme.caller.v1.CallerService/Introduce\n"

@@ -13,7 +13,7 @@ from functools import cache
 
 from pydantic_settings import BaseSettings
 
-from acme_common.settings import ClientSettings, ProcessSettings, ServerSettings
+from acme_common import ClientSettings, ProcessSettings, ServerSettings
 
 # The test harness's own switch (root conftest.py's --event-loop sets it): every service
 # process it starts gets EVENT_LOOP=<its value>, so a whole suite runs on the other loop.

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
-from acme_common import health_probe
+from acme_common import check_health
 from acme_devkit.environment import clean_environment
 from acme_devkit.ports import HOST, free_port
 
@@ -170,7 +170,7 @@ class ServiceProcess:
         )
 
     def _health(self) -> str | None:
-        status = health_probe.check(self.address, "", timeout=1.0)
+        status = check_health(self.address, "", timeout=1.0)
         return None if status == "SERVING" else f"health: {status}"
 
     def send_signal(self, signum: int = signal.SIGTERM) -> None:

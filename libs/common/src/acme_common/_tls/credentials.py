@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 
-from acme_common.certificates import reloading_server_credentials
-from acme_common.settings import ClientSettings, ServerSettings
+from acme_common._settings import ClientSettings, ServerSettings
+from acme_common._tls.certificates import reloading_server_credentials
 
 
 def server_credentials(settings: ServerSettings) -> grpc.ServerCredentials | None:

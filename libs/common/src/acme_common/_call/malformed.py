@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from acme_common.errors import FieldViolation, InvalidArgument
+from acme_common._errors import FieldViolation, InvalidArgument
 
 Deserializer = Callable[[bytes], Any]
 

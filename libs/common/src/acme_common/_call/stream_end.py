@@ -6,15 +6,15 @@ grpc.aio (1.85) turns a failed read into end-of-stream (callback_common.pyx.pxi,
 context.cancelled(), done() and code() stay False, False and None. The cancellation reaches
 the handler only later, as a CancelledError that grpc injects at a later await, and only if
 the handler is still awaiting something: a handler that returns right after its loop would
-act on a truncated stream and be recorded as OK. `checked_requests` ends only on a real
-half-close and raises StreamCut otherwise.
+act on a truncated stream and be recorded as OK. The per-call path's checked request stream
+(`Observation.checked`) ends only on a real half-close and raises StreamCut otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -75,20 +75,3 @@ async def stream_end(context: Any, shutting_down: Callable[[], bool] = _never) -
     except (asyncio.CancelledError, grpc.aio.BaseError):
         return cut_reason(context, shutting_down)
     return StreamEnd.HALF_CLOSE
-
-
-async def checked_requests(
-    requests: AsyncIterator[Any], context: Any, shutting_down: Callable[[], bool] = _never
-) -> AsyncIterator[Any]:
-    """The request stream a handler should see: ends only on a real half-close, raises
-    StreamCut (carrying the status code to record) when the call was cut."""
-    try:
-        async for request in requests:
-            yield request
-    except StreamCut:
-        raise
-    except asyncio.CancelledError:  # grpc's watcher won the race while a read was pending
-        raise StreamCut(cut_reason(context, shutting_down)) from None
-    end = await stream_end(context, shutting_down)
-    if end is not StreamEnd.HALF_CLOSE:
-        raise StreamCut(end)

@@ -21,7 +21,7 @@ def loop_factory(name: EventLoop) -> Callable[[], asyncio.AbstractEventLoop]:
     return asyncio.new_event_loop
 
 
-def run(main: Coroutine[Any, Any, T], name: EventLoop) -> T:
+def run_on_loop(main: Coroutine[Any, Any, T], name: EventLoop) -> T:
     """asyncio.run(main) on a new loop of that kind."""
     with asyncio.Runner(loop_factory=loop_factory(name)) as runner:
         return runner.run(main)

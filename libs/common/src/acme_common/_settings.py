@@ -18,8 +18,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from acme_common import pem
-from acme_common.event_loop import EventLoop
+from acme_common._event_loop import EventLoop
+from acme_common._tls import pem
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
@@ -262,7 +262,7 @@ class ClientSettings(BaseSettings):
 
 def _check_pem_files(cert: Path | None, key: Path | None, ca: Path | None) -> None:
     """ValueError naming the file unless the configured TLS files are what TLS will use: a
-    certificate and its own key, a bundle of CA certificates (acme_common.pem)."""
+    certificate and its own key, a bundle of CA certificates (acme_common._tls.pem)."""
     if cert is not None and key is not None:
         pem.check_pair(_read(cert), cert, _read(key), key)
     if ca is not None:

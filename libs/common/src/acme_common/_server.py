@@ -1,5 +1,6 @@
-"""Server bootstrap: a grpc.aio server with health, reflection, the standard interceptor and
-graceful shutdown on SIGTERM/SIGINT. A service's entry point hands it its servicers."""
+"""Server bootstrap: a grpc.aio server with health, reflection, the per-call path of every
+method (_call/handlers.py) and graceful shutdown on SIGTERM/SIGINT. A service's entry
+point hands it its servicers."""
 
 from __future__ import annotations
 
@@ -15,15 +16,15 @@ from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 
-from acme_common.admin import AdminServer, add_introspection
-from acme_common.event_loop import running_loop_name
-from acme_common.health import HealthServicer
-from acme_common.metrics import serve_metrics
-from acme_common.security import server_credentials
-from acme_common.server_interceptor import ServerInterceptor
-from acme_common.settings import ServerSettings
-from acme_common.tracing import server_interceptors
-from acme_common.workers import worker_index
+from acme_common._admin import AdminServer, add_introspection
+from acme_common._call.handlers import EVERY_PART, CallHandlers, PerCall, Registrar
+from acme_common._event_loop import running_loop_name
+from acme_common._health import HealthServicer
+from acme_common._metrics import serve_metrics
+from acme_common._settings import ServerSettings
+from acme_common._tls.credentials import server_credentials
+from acme_common._tracing import server_interceptors
+from acme_common._workers import worker_index
 
 log = logging.getLogger("acme.server")
 
@@ -57,16 +58,27 @@ class ServiceHost:
         settings: ServerSettings,
         services: Sequence[Service],
         tracer_provider: TracerProvider | None = None,
+        *,
+        per_call: PerCall = EVERY_PART,
     ) -> None:
+        """per_call: which parts of the per-call path run (all of them unless a bench variant
+        switches one off)."""
         self.settings = settings
         self.services = services
         self.health = HealthServicer()
         self.forcing_stop = False  # the grace period is over: grpc cancels what still runs
-        interceptor = ServerInterceptor(
-            settings, tracing=tracer_provider is not None, shutting_down=lambda: self.forcing_stop
-        )
+        self.call_handlers: CallHandlers | None = None
+        if per_call.wrapped:
+            self.call_handlers = CallHandlers(
+                settings,
+                tracing=tracer_provider is not None,
+                shutting_down=lambda: self.forcing_stop,
+                metrics=per_call.metrics,
+            )
+        # No interceptor of ours: with none, grpc looks handlers up synchronously (see
+        # _call/handlers.py); tracing's interceptor is the only one, when it is on.
         self.server = grpc.aio.server(
-            interceptors=[*server_interceptors(tracer_provider), interceptor],
+            interceptors=server_interceptors(tracer_provider),
             options=server_options(settings),
             maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
         )
@@ -77,11 +89,15 @@ class ServiceHost:
     async def start(self) -> int:
         """Bind, start serving and mark every service SERVING; returns the bound port."""
         names = [service.name for service in self.services]
+        handlers = self.call_handlers
+        registrar = self.server if handlers is None else Registrar(handlers)
         for service in self.services:
-            service.add_to_server(self.server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+            service.add_to_server(registrar)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, registrar)
         if self.settings.admin_services_on_main_port:
-            add_introspection(self.server, names)
+            add_introspection(registrar, names)
+        if handlers is not None:
+            self.server.add_generic_rpc_handlers((handlers,))
         address = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
         credentials = server_credentials(self.settings)
         # One admin server per process group: with GRPC_WORKERS the first worker serves it (a
@@ -165,14 +181,15 @@ def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
         ("grpc.max_connection_age_grace_ms", _milliseconds(settings.grpc_max_connection_age_grace)),
         # The memory budget (docs/operating.md). Calls that reached grpc core but not yet the
         # asyncio loop wait in a queue that grpc bounds (grpc.server.max_pending_requests, 1000,
-        # left at its default: raised to 10,000, one connection resetting 50,000 streams took
-        # a greeter from 65 to 330-475 MiB). A connection may have this many calls open; a
-        # client queues the rest itself, so a burst from a few clients never overflows that
-        # queue (whose excess grpc answers CANCELLED).
+        # left at its default: raised tenfold, one connection resetting streams quintupled a
+        # greeter's memory, bench/README.md "Memory under floods"). A connection may have this many
+        # calls open; a client queues the rest itself, so a burst from a few clients never overflows
+        # that queue (whose excess grpc answers CANCELLED).
         ("grpc.max_concurrent_streams", settings.grpc_max_concurrent_streams),
         # Off: it also counts streams the server has not freed yet, so it refused a third of
         # a well-behaved client's 2,000-call burst (REFUSED_STREAM -> UNAVAILABLE), while the
-        # pending-queue bound already holds a rapid reset flood under 130 MiB.
+        # pending-queue bound already holds a rapid reset flood (bench/README.md, "Memory
+        # under floods").
         ("grpc.http.overload_protection", 0),
         # GRPC_COMPRESSION as a compression *level*: grpc core then picks, per call, an
         # algorithm the client accepts (grpc-accept-encoding), the named one first; a default
@@ -202,10 +219,12 @@ async def serve(
     settings: ServerSettings,
     services: Sequence[Service],
     tracer_provider: TracerProvider | None = None,
+    *,
+    per_call: PerCall = EVERY_PART,
 ) -> None:
     """Host services until SIGTERM or SIGINT, then shut down gracefully."""
     serve_metrics(settings.metrics_port, settings.grpc_host)
-    host = ServiceHost(settings, services, tracer_provider)
+    host = ServiceHost(settings, services, tracer_provider, per_call=per_call)
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

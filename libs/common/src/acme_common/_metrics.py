@@ -75,11 +75,33 @@ class _HandledByCode:
         return child
 
 
-class ServerMethodMetrics:
-    """One served method's grpc_server_* children; the handled ones per status code, as met."""
+class _Unrecorded:
+    """Stands in for a metric child that is not updated (ServerMethodMetrics, recorded=False)."""
 
-    def __init__(self, method: str, grpc_type: str) -> None:
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+    def dec(self, amount: float = 1) -> None:
+        pass
+
+    def observe(self, amount: float) -> None:
+        pass
+
+
+_UNRECORDED: Any = _Unrecorded()
+
+
+class ServerMethodMetrics:
+    """One served method's grpc_server_* children; the handled ones per status code, as met.
+    recorded=False: none is updated (a bench variant measures what updating them costs)."""
+
+    def __init__(self, method: str, grpc_type: str, *, recorded: bool = True) -> None:
         self.labels = method_labels(method, grpc_type)
+        if not recorded:
+            self.started = self.in_flight = self.latency = _UNRECORDED
+            self.received = self.sent = _UNRECORDED
+            self.handled: Any = lambda _code: _UNRECORDED
+            return
         self.started = SERVER_STARTED.labels(*self.labels)
         self.in_flight = SERVER_IN_FLIGHT.labels(*self.labels)
         self.latency = SERVER_HANDLING_SECONDS.labels(*self.labels)

@@ -1,14 +1,16 @@
-"""The production soak (`nox -s bench -- --production-soak MINUTES`): caller -> two greeters
-as compose runs them, for MINUTES (10 or more for the report), in cycles of steady mixed load
-followed by an idle period longer than the keepalive interval, with cancellations, expired
-deadlines, every stream kind, and one greeter restarted under load.
+"""The production soak, a reliability scenario (`nox -s soak -- --minutes N`; a report over
+minutes, not a pytest suite): caller -> two greeters as compose runs them, for N minutes (10 or
+more for the report), in cycles of steady mixed load followed by an idle period longer than the
+keepalive interval, with cancellations, expired deadlines, every stream kind, and one greeter
+restarted under load.
 
 Every connection to a greeter (caller's and the load's own) passes through an HTTP/2 tap
 that counts GOAWAY frames by error code. The report gives each process's RSS after the first
 load phase and at the end, the GOAWAYs, the ERROR lines of every log, and the calls: per kind,
 the codes the client saw and the codes the servers logged, and the calls lost (a status the
 kind does not allow, such as UNAVAILABLE, which a retry could have saved).
-Writes .bench/soak.json and .bench/soak.md; logs in .bench/logs/soak-*.log.
+The services are started in the production configuration the bench uses
+(bench/servers/launch.py). Writes .soak/soak.json and .soak/soak.md; logs in .soak/logs/.
 """
 
 from __future__ import annotations
@@ -31,14 +33,13 @@ import grpc
 
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from acme_common.channels import create_channel
-from acme_common.settings import ClientSettings
+from acme_common import ClientSettings, create_channel
 from acme_devkit.http2_tap import Http2Tap, http2_tap
 from bench import procs
 from bench.procs import ServerProcess
 from bench.servers import launch
 
-OUT = procs.REPO / ".bench"
+OUT = procs.REPO / ".soak"
 
 LOAD_SECONDS = 40.0  # each cycle: this long under load, then
 IDLE_SECONDS = 100.0  # this long idle (caller pings greeters every 30 s: 3 pings per idle)
@@ -307,7 +308,7 @@ def start(server: ServerProcess, probe: Callable[[], str | None]) -> ServerProce
     return server
 
 
-def run(minutes: float, load_seconds: float, idle_seconds: float) -> dict[str, Any]:
+def run_soak(minutes: float, load_seconds: float, idle_seconds: float) -> dict[str, Any]:
     logs = OUT / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(16)
@@ -458,12 +459,13 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
+    parser = argparse.ArgumentParser(prog="nox -s soak --", description=__doc__)
     parser.add_argument("--minutes", type=float, default=10.0, help="length (default 10)")
     parser.add_argument("--load-seconds", type=float, default=LOAD_SECONDS)
     parser.add_argument("--idle-seconds", type=float, default=IDLE_SECONDS)
     args = parser.parse_args(argv)
-    result = run(args.minutes, args.load_seconds, args.idle_seconds)
+    OUT.mkdir(exist_ok=True)
+    result = run_soak(args.minutes, args.load_seconds, args.idle_seconds)
     (OUT / "soak.json").write_text(json.dumps(result, indent=2))
     text = markdown(result)
     (OUT / "soak.md").write_text(text + "\n")

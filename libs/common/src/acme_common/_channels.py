@@ -14,11 +14,11 @@ from typing import Any, cast
 import grpc
 from grpc.aio import Metadata
 
-from acme_common import metrics
-from acme_common.auth import AUTHORIZATION, BEARER
-from acme_common.request_ids import REQUEST_ID_HEADER, current_request_id
-from acme_common.security import channel_credentials
-from acme_common.settings import COMPRESSION_ALGORITHMS, ClientSettings
+from acme_common import _metrics as metrics
+from acme_common._call.auth import AUTHORIZATION, BEARER
+from acme_common._call.request_ids import REQUEST_ID_HEADER, current_request_id
+from acme_common._settings import COMPRESSION_ALGORITHMS, ClientSettings
+from acme_common._tls.credentials import channel_credentials
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 

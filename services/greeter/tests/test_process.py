@@ -8,9 +8,8 @@ import grpc
 import pytest
 
 from acme.greeter.v1 import greeter_pb2
-from acme_common.errors import field_violations, status_details
-
-from .conftest import EOF, GREETER_INSTANCE, RPC_TIMEOUT
+from acme_common import field_violations, status_details
+from tests.processes import EOF, GREETER_INSTANCE, RPC_TIMEOUT
 
 if TYPE_CHECKING:
     from acme.greeter.v1.greeter_pb2_grpc import GreeterServiceAsyncStub as Stub

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import grpc
 
-from acme_common.security import channel_credentials, server_credentials
-from acme_common.settings import ClientSettings, ServerSettings
+from acme_common._settings import ClientSettings, ServerSettings
+from acme_common._tls.credentials import channel_credentials, server_credentials
 from acme_devkit.certificates import CertificateAuthority
 
 

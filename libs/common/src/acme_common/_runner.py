@@ -15,12 +15,13 @@ from typing import TypeVar
 import grpc
 from opentelemetry.sdk.trace import TracerProvider
 
-from acme_common import workers
-from acme_common.channels import create_channel
-from acme_common.logs import configure_logging
-from acme_common.server import Service, serve
-from acme_common.settings import ClientSettings, ServerSettings, load_settings
-from acme_common.tracing import client_interceptors, configure_tracing
+from acme_common._call.handlers import EVERY_PART, PerCall
+from acme_common._channels import create_channel
+from acme_common._logs import configure_logging
+from acme_common._server import Service, serve
+from acme_common._settings import ClientSettings, ServerSettings, load_settings
+from acme_common._tracing import client_interceptors, configure_tracing
+from acme_common._workers import run_in_workers
 
 SettingsT = TypeVar("SettingsT", bound=ServerSettings)
 ClientT = TypeVar("ClientT", bound=ClientSettings)
@@ -50,7 +51,7 @@ class Runtime:
     def channel(
         self, settings_type: type[ClientSettings], retry_services: Sequence[str]
     ) -> grpc.aio.Channel:
-        """A long-lived channel to that service (acme_common.channels.create_channel, with
+        """A long-lived channel to that service (acme_common._channels.create_channel, with
         tracing when it is on), closed when the server stops."""
         channel: grpc.aio.Channel = create_channel(
             self.client(settings_type),
@@ -70,10 +71,13 @@ def run_service(
     settings_type: type[SettingsT],
     build: Build[SettingsT],
     clients: Sequence[type[ClientSettings]] = (),
+    *,
+    per_call: PerCall = EVERY_PART,
 ) -> None:
     """Run a service: `name` names it in traces, settings_type is read from the environment
     (and each of `clients`, the settings of the services it calls), build(settings, runtime)
-    returns its gRPC wiring. Returns when the server has stopped; SystemExit(2) on bad
+    returns its gRPC wiring; per_call: which parts of the per-call path run (all, but for bench
+    variants). Returns when the server has stopped; SystemExit(2) on bad
     settings, SystemExit(1) when the port is taken."""
     settings = load_settings(settings_type)
     client_settings = [load_settings(client) for client in clients]
@@ -85,6 +89,6 @@ def run_service(
             runtime = Runtime(client_settings, tracer_provider, exit_stack)
             built = build(settings, runtime)
             services = [built] if isinstance(built, Service) else list(built)
-            await serve(settings, services, tracer_provider)
+            await serve(settings, services, tracer_provider, per_call=per_call)
 
-    workers.run(settings, main)
+    run_in_workers(settings, main)

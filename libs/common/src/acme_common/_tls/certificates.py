@@ -1,6 +1,6 @@
 """Server certificates that can be renewed without a restart: grpc asks for the current
 configuration at every new TLS handshake (grpc.dynamic_ssl_server_credentials); the files
-are read again when they changed and checked first (acme_common.pem: the key must be the
+are read again when they changed and checked first (acme_common._tls.pem: the key must be the
 certificate's, the client CA bundle must hold only CA certificates), and a broken
 replacement is logged as an ERROR, once, and ignored: new connections keep the last good
 certificate. Connections already open keep theirs."""
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 
-from acme_common.pem import check_ca_bundle, check_pair
+from acme_common._tls.pem import check_ca_bundle, check_pair
 
 log = logging.getLogger("acme.tls")
 

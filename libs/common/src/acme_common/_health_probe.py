@@ -13,7 +13,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
-def check(address: str, service: str = "", timeout: float = 2.0) -> str:
+def check_health(address: str, service: str = "", timeout: float = 2.0) -> str:
     """The serving status name of service at address, or the RPC failure's code name."""
     with grpc.insecure_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--service", default="", help="service name; empty = the whole server")
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for a reply")
     args = parser.parse_args(argv)
-    status = check(args.addr, args.service, args.timeout)
+    status = check_health(args.addr, args.service, args.timeout)
     print(f"{args.addr} {args.service or '(server)'}: {status}")
     return 0 if status == "SERVING" else 1
 

@@ -1,12 +1,13 @@
-"""The server interceptor over an in-process server on loopback: the one interceptor serves
-every kind of call with auth, error translation, malformed requests, request ids, metrics and
-one access-log line per RPC, and builds each method's handlers once."""
+"""The per-call path over an in-process server on loopback: CallHandlers serves every kind of
+call, registered as generic or as registered method handlers, with auth, error translation,
+malformed requests, request ids, metrics and one access-log line per RPC, and builds each
+method's handlers once."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import Any
 
 import grpc
 import pytest
@@ -14,19 +15,18 @@ from google.protobuf import wrappers_pb2
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from acme_common.errors import FieldViolation, InvalidArgument, field_violations, status_details
-from acme_common.observation import Observation
-from acme_common.server_interceptor import ServerInterceptor
-from acme_common.settings import ServerSettings
+from acme_common._call.handlers import CallHandlers, Registrar
+from acme_common._call.observation import ServicerContext
+from acme_common._errors import FieldViolation, InvalidArgument, field_violations, status_details
+from acme_common._settings import ServerSettings
 
 SERVICE = "test.interceptor.v1.Probe"
 TOKEN = "probe-token"  # noqa: S105 - a test value
 AUTHORIZED = (("authorization", f"Bearer {TOKEN}"),)
 Text = wrappers_pb2.StringValue
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
-async def unary(request: Text, context: Context) -> Text:
+async def unary(request: Text, context: ServicerContext) -> Text:
     if request.value == "invalid":
         raise InvalidArgument(FieldViolation("value", "must not be 'invalid'"))
     if request.value == "crash":
@@ -34,49 +34,52 @@ async def unary(request: Text, context: Context) -> Text:
     return Text(value=f"hello {request.value}")
 
 
-async def server_stream(request: Text, context: Context) -> AsyncIterator[Text]:
+async def server_stream(request: Text, context: ServicerContext) -> AsyncIterator[Text]:
     for index in range(3):
         yield Text(value=f"{request.value} {index}")
 
 
-async def bidi_stream(requests: AsyncIterator[Text], context: Context) -> AsyncIterator[Text]:
+async def bidi_stream(
+    requests: AsyncIterator[Text], context: ServicerContext
+) -> AsyncIterator[Text]:
     async for request in requests:
         yield Text(value=request.value.upper())
 
 
-class CountingObservation(Observation):
-    built: ClassVar[list[str]] = []
+CODEC: dict[str, Any] = {
+    "request_deserializer": Text.FromString,
+    "response_serializer": Text.SerializeToString,
+}
+SETTINGS = ServerSettings(
+    instance_name="probe-1", auth_tokens=(SecretStr(TOKEN),), access_log="all"
+)
 
-    def __init__(self, method: str, grpc_type: str, *args: Any, **kwargs: Any) -> None:
-        super().__init__(method, grpc_type, *args, **kwargs)
-        self.built.append(method)
 
-
-def handlers() -> grpc.GenericRpcHandler[Any, Any]:
-    codec: dict[str, Any] = {
-        "request_deserializer": Text.FromString,
-        "response_serializer": Text.SerializeToString,
+def method_handlers() -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+    return {
+        "Unary": grpc.unary_unary_rpc_method_handler(unary, **CODEC),
+        "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream, **CODEC),
+        "BidiStream": grpc.stream_stream_rpc_method_handler(bidi_stream, **CODEC),
     }
-    return grpc.method_handlers_generic_handler(
-        SERVICE,
-        {
-            "Unary": grpc.unary_unary_rpc_method_handler(unary, **codec),
-            "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream, **codec),
-            "BidiStream": grpc.stream_stream_rpc_method_handler(bidi_stream, **codec),
-        },
-    )
 
 
-@pytest.fixture
-async def channel() -> AsyncIterator[grpc.aio.Channel]:
-    settings = ServerSettings(
-        instance_name="probe-1", auth_tokens=(SecretStr(TOKEN),), access_log="all"
-    )
-    interceptor = ServerInterceptor(settings, tracing=False, shutting_down=lambda: False)
-    interceptor.observation_type = CountingObservation
-    CountingObservation.built.clear()
-    server = grpc.aio.server(interceptors=[interceptor])
-    server.add_generic_rpc_handlers((handlers(),))
+def call_handlers() -> CallHandlers:
+    return CallHandlers(SETTINGS, tracing=False, shutting_down=lambda: False)
+
+
+@pytest.fixture(params=["generic", "registered"])
+async def channel(request: pytest.FixtureRequest) -> AsyncIterator[grpc.aio.Channel]:
+    """A server whose service adds its methods as a generic handler or as registered method
+    handlers (grpc resolves the latter without asking generic handlers): served alike."""
+    handlers = call_handlers()
+    registrar = Registrar(handlers)
+    if request.param == "generic":
+        generic = grpc.method_handlers_generic_handler(SERVICE, method_handlers())
+        registrar.add_generic_rpc_handlers((generic,))
+    else:
+        registrar.add_registered_method_handlers(SERVICE, method_handlers())
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((handlers,))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -115,10 +118,20 @@ async def test_unary_call_is_observed_and_logged_once(
     }
 
 
-async def test_handlers_are_built_once_per_method(channel: grpc.aio.Channel) -> None:
-    for _ in range(3):
-        await method(channel, "Unary")(Text(value="x"), metadata=AUTHORIZED, timeout=5)
-    assert CountingObservation.built == [f"/{SERVICE}/Unary"]
+def test_handlers_are_built_once_per_method() -> None:
+    handlers = call_handlers()
+    Registrar(handlers).add_registered_method_handlers(SERVICE, method_handlers())
+    details: Any = type(
+        "Details", (), {"method": f"/{SERVICE}/Unary", "invocation_metadata": AUTHORIZED}
+    )()
+    first, second = handlers.service(details), handlers.service(details)
+    assert first is not None
+    assert first is second
+
+
+def test_the_registrar_does_not_serve() -> None:
+    with pytest.raises(TypeError):
+        Registrar(call_handlers()).add_insecure_port("127.0.0.1:0")
 
 
 async def test_streams_in_both_directions(channel: grpc.aio.Channel) -> None:

@@ -16,9 +16,9 @@ worker exited 0. Restarting the worker instead, as gunicorn does, was not chosen
 wait_for.
 
 The supervisor only waits and relays, yet the service's entry point has imported everything
-(grpc, protobuf, pydantic, OpenTelemetry: ~56 MiB) by the time it asks for one. So it first
-re-executes itself (same pid, so the orchestrator's signals still reach it) as
-`python -m acme_common.workers`, which imports only this module, logging and, when
+(grpc, protobuf, pydantic, OpenTelemetry: most of a server's memory) by the time it asks for
+one. So it first re-executes itself (same pid, so the orchestrator's signals still reach it) as
+`python -m acme_common._workers`, which imports only this module, logging and, when
 METRICS_PORT is set, prometheus_client.
 """
 
@@ -33,10 +33,10 @@ import tempfile
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from acme_common.port_claim import PortTaken, claim_port
+from acme_common._port_claim import PortTaken, claim_port
 
 if TYPE_CHECKING:
-    from acme_common.settings import ServerSettings
+    from acme_common._settings import ServerSettings
 
 log = logging.getLogger("acme.workers")
 
@@ -50,17 +50,17 @@ def worker_index() -> int | None:
     return None if value is None else int(value)
 
 
-def run(settings: ServerSettings, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+def run_in_workers(settings: ServerSettings, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """main() on the EVENT_LOOP loop here, or under a supervisor of settings.grpc_workers
     copies (each runs its own loop)."""
     if settings.grpc_workers > 1 and worker_index() is None:
         become_supervisor(settings)
-    from acme_common import event_loop
+    from acme_common._event_loop import run_on_loop
 
     # Until serve() installs its draining handlers there is nothing to drain: stop cleanly.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _exit_before_serving)
-    event_loop.run(main(), settings.event_loop)
+    run_on_loop(main(), settings.event_loop)
     # Drained and stopped: a late second signal must not turn the exit code into a kill.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_IGN)
@@ -94,7 +94,7 @@ def supervisor_main(arguments: Sequence[str]) -> int:
     """Entry of the re-executed supervisor: `workers metrics_port host port log_level
     log_format command...`."""
     workers, metrics_port, host, port, level, fmt, *command = arguments
-    from acme_common.logs import configure_logging
+    from acme_common._logs import configure_logging
 
     configure_logging(level, fmt)
     return supervise(int(workers), int(metrics_port), host, int(port), command)

@@ -12,22 +12,24 @@ from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 
-from acme_common import metrics
-from acme_common.access_log import AccessLog
-from acme_common.malformed import reject_malformed
-from acme_common.request_ids import current_request_id, request_id_from
-from acme_common.stream_end import StreamCut, StreamEnd, cut_reason, stream_end
+from acme_common import _metrics
+from acme_common._call.access_log import AccessLog
+from acme_common._call.malformed import reject_malformed
+from acme_common._call.request_ids import current_request_id, request_id_from
+from acme_common._call.stream_end import StreamCut, StreamEnd, cut_reason, stream_end
 
 if TYPE_CHECKING:
-    from acme_common.settings import ServerSettings
+    from acme_common._settings import ServerSettings
 
-Context = grpc.aio.ServicerContext[Any, Any]
+
+# The context grpc.aio hands a servicer's method (generic in request and response types).
+ServicerContext = grpc.aio.ServicerContext[Any, Any]
 
 _OK = grpc.StatusCode.OK
 
 
 def status_code(
-    context: Context, error: BaseException | None, shutting_down: Callable[[], bool]
+    context: ServicerContext, error: BaseException | None, shutting_down: Callable[[], bool]
 ) -> grpc.StatusCode:
     """The status a call ended with, given what its handler raised: the cut a StreamCut
     carries; for a cancelled handler (or a generator closed early) why the call died; else
@@ -50,17 +52,19 @@ class Observation:
         *,
         tracing: bool,
         shutting_down: Callable[[], bool],
+        metrics: bool = True,
     ) -> None:
+        """metrics: whether the grpc_server_* metrics are updated (bench/ turns them off)."""
         self.method = method
         self.shutting_down = shutting_down  # the server cancels what remains
         self.request_streaming = grpc_type in ("client_stream", "bidi_stream")
         self.response_streaming = grpc_type in ("server_stream", "bidi_stream")
-        self.metrics = metrics.ServerMethodMetrics(method, grpc_type)
+        self.metrics = _metrics.ServerMethodMetrics(method, grpc_type, recorded=metrics)
         self.access_log = AccessLog(
             method, instance=settings.instance_name, which=settings.access_log, tracing=tracing
         )
 
-    def begin(self, request: Any, context: Context) -> tuple[float, Any]:
+    def begin(self, request: Any, context: ServicerContext) -> tuple[float, Any]:
         """Start bookkeeping; returns the start time and the request (or checked stream)."""
         if current_request_id.get() is None:  # not set by intercept_service: called directly
             metadata = cast("Sequence[tuple[str, str | bytes]]", context.invocation_metadata())
@@ -72,7 +76,9 @@ class Observation:
         self.metrics.received.inc()
         return perf_counter(), request
 
-    async def checked(self, requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
+    async def checked(
+        self, requests: AsyncIterator[Any], context: ServicerContext
+    ) -> AsyncIterator[Any]:
         """The request stream, parsed messages only; ends only when the client half-closed
         it, else raises StreamCut."""
         try:
@@ -88,7 +94,7 @@ class Observation:
         if end is not StreamEnd.HALF_CLOSE:
             raise StreamCut(end)
 
-    def end(self, started: float, context: Context, error: BaseException | None) -> None:
+    def end(self, started: float, context: ServicerContext, error: BaseException | None) -> None:
         """End bookkeeping of a call begun at started, whose handler raised error (or None)."""
         elapsed = perf_counter() - started
         code = status_code(context, error, self.shutting_down)

@@ -12,9 +12,8 @@ import pytest
 
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2
-from acme_common.errors import field_violations, status_details
-
-from .conftest import (
+from acme_common import field_violations, status_details
+from tests.processes import (
     GREETER_INSTANCE,
     HOST,
     RPC_TIMEOUT,

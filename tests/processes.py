@@ -1,4 +1,6 @@
-"""Integration fixtures: the real greeter and caller as OS processes on loopback ports.
+"""The real services as OS processes on loopback ports: fixtures and helpers of every suite
+that calls them (tests/integration, tests/interop, services/<name>/tests), registered for the
+whole repository by the root conftest.py (pytest_plugins).
 
 `ServiceProcess` starts `python -m <service>` with its configuration in environment variables,
 captures its stderr (the JSON log) in a file, waits for grpc.health.v1 to report SERVING and
