@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from acme_common.errors import InvalidArgument
+from acme_common import InvalidArgument
 from greeter import rules
 
 CASES_FILE = Path(__file__).resolve().parent.parent / "internal/greeter/testdata/rules_cases.json"

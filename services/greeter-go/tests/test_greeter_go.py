@@ -16,7 +16,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from acme_common.errors import FieldViolation, field_violations, status_details
+from acme_common import FieldViolation, field_violations, status_details
 from acme_devkit.environment import clean_environment
 from acme_devkit.ports import HOST, free_port
 from acme_devkit.processes import ServiceProcess
