@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 
 from tests.interop import grpc_testing_stubs
+from tests.processes import EOF
 
 ECHO_INITIAL = ("x-grpc-test-echo-initial", "test_initial_metadata_value")
 ECHO_TRAILING = ("x-grpc-test-echo-trailing-bin", b"\xab\xab\xab")
@@ -56,6 +57,15 @@ class Stubs:
 Case = Callable[[grpc.aio.Channel, Stubs], Awaitable[None]]
 
 
+async def _error_of(call: Awaitable[Any]) -> grpc.aio.AioRpcError | None:
+    """The error a unary call ended with (None: it succeeded)."""
+    try:
+        await call
+    except grpc.aio.AioRpcError as error:
+        return error
+    return None
+
+
 def _zeros(payload: Any, size: int) -> None:
     body = payload.body
     assert len(body) == size, f"payload of {len(body)} bytes, expected {size}"
@@ -82,9 +92,7 @@ async def large_unary(channel: grpc.aio.Channel, s: Stubs) -> None:
 
 
 async def client_streaming(channel: grpc.aio.Channel, s: Stubs) -> None:
-    requests = [
-        s.messages.StreamingInputCallRequest(payload=s.payload(n)) for n in REQUEST_SIZES
-    ]
+    requests = [s.messages.StreamingInputCallRequest(payload=s.payload(n)) for n in REQUEST_SIZES]
     stub = s.test_grpc.TestServiceStub(channel)
     reply = await stub.StreamingInputCall(iter(requests), timeout=CALL_TIMEOUT)
     assert reply.aggregated_payload_size == 74922, reply.aggregated_payload_size
@@ -107,17 +115,17 @@ async def ping_pong(channel: grpc.aio.Channel, s: Stubs) -> None:
     for response_size, payload_size in zip(RESPONSE_SIZES, REQUEST_SIZES, strict=True):
         await call.write(s.streaming_request(response_size, payload_size))
         reply = await call.read()
-        assert reply is not grpc.aio.EOF, "the stream ended before its reply"
+        assert reply is not EOF, "the stream ended before its reply"
         _zeros(reply.payload, response_size)
     await call.done_writing()
-    assert await call.read() is grpc.aio.EOF, "more than four replies"
+    assert await call.read() is EOF, "more than four replies"
     assert await call.code() == grpc.StatusCode.OK
 
 
 async def empty_stream(channel: grpc.aio.Channel, s: Stubs) -> None:
     call = s.test_grpc.TestServiceStub(channel).FullDuplexCall(timeout=CALL_TIMEOUT)
     await call.done_writing()
-    assert await call.read() is grpc.aio.EOF, "a reply to no request"
+    assert await call.read() is EOF, "a reply to no request"
     assert await call.code() == grpc.StatusCode.OK
 
 
@@ -146,7 +154,7 @@ async def cancel_after_first_response(channel: grpc.aio.Channel, s: Stubs) -> No
     call = s.test_grpc.TestServiceStub(channel).FullDuplexCall(timeout=CALL_TIMEOUT)
     await call.write(s.streaming_request(31415, 27182))
     reply = await call.read()
-    assert reply is not grpc.aio.EOF, "no first reply"
+    assert reply is not EOF, "no first reply"
     _zeros(reply.payload, 31415)
     await _assert_cancelled(call)
 
@@ -156,12 +164,10 @@ async def _status_echoed(channel: grpc.aio.Channel, s: Stubs, message: str) -> N
     UnaryCall and from a FullDuplexCall."""
     stub = s.test_grpc.TestServiceStub(channel)
     status = s.messages.EchoStatus(code=2, message=message)
-    try:
-        await stub.UnaryCall(s.messages.SimpleRequest(response_status=status), timeout=CALL_TIMEOUT)
-    except grpc.aio.AioRpcError as error:
-        assert (error.code(), error.details()) == (grpc.StatusCode.UNKNOWN, message), error
-    else:
-        raise AssertionError("UnaryCall succeeded")
+    request = s.messages.SimpleRequest(response_status=status)
+    error = await _error_of(stub.UnaryCall(request, timeout=CALL_TIMEOUT))
+    assert error is not None, "UnaryCall succeeded"
+    assert (error.code(), error.details()) == (grpc.StatusCode.UNKNOWN, message), error
     call = stub.FullDuplexCall(timeout=CALL_TIMEOUT)
     await call.write(s.messages.StreamingOutputCallRequest(response_status=status))
     await call.done_writing()
@@ -200,12 +206,9 @@ async def custom_metadata(channel: grpc.aio.Channel, s: Stubs) -> None:
 
 
 async def _unimplemented(call: Awaitable[Any]) -> None:
-    try:
-        await call
-    except grpc.aio.AioRpcError as error:
-        assert error.code() == grpc.StatusCode.UNIMPLEMENTED, error
-    else:
-        raise AssertionError("the call succeeded")
+    error = await _error_of(call)
+    assert error is not None, "the call succeeded"
+    assert error.code() == grpc.StatusCode.UNIMPLEMENTED, error
 
 
 async def unimplemented_method(channel: grpc.aio.Channel, s: Stubs) -> None:

@@ -70,9 +70,7 @@ class TestService:
         await self._echo_status(context, request)
         if request.response_type != self.messages.COMPRESSABLE:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "unsupported response_type")
-        return self.messages.SimpleResponse(
-            payload=_payload(self.messages, request.response_size)
-        )
+        return self.messages.SimpleResponse(payload=_payload(self.messages, request.response_size))
 
     async def _replies(self, request: Any) -> AsyncIterator[Any]:
         """One StreamingOutputCallResponse per ResponseParameters, each after its interval."""

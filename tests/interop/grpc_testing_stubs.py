@@ -47,7 +47,7 @@ def generate(out_dir: Path) -> Path:
     subprocess.run(command, check=True, capture_output=True, timeout=PROTOC_TIMEOUT)
     package = out_dir / PACKAGE
     package.mkdir(exist_ok=True)
-    (package / "__init__.py").write_text('"""grpc.testing stubs (tests/interop/grpc_testing_stubs.py)."""\n')
+    (package / "__init__.py").write_text('"""grpc.testing stubs, see grpc_testing_stubs.py."""\n')
     for module in sorted((raw / "grpc" / "testing").glob("*.py")):
         source = module.read_text().replace("from grpc.testing import ", f"from {PACKAGE} import ")
         (package / module.name).write_text(source)

@@ -172,9 +172,7 @@ def run_go_case(case: str, address: str, client: Path) -> Outcome:
         check=False,
     )
     report = result.stdout + result.stderr
-    code = next(
-        (c for c in grpc.StatusCode if f"code = {_go_name(c)} " in report), None
-    )
+    code = next((c for c in grpc.StatusCode if f"code = {_go_name(c)} " in report), None)
     return Outcome(result.returncode == 0, code, report)
 
 
