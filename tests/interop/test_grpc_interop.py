@@ -104,7 +104,7 @@ def go_programs(tmp_path_factory: pytest.TempPathFactory) -> GoPrograms:
 @dataclass
 class Servers:
     """TestService servers by (language, limit raised), started on first use, stopped at the
-    end of the module (exit code 0 asserted)."""
+    end of the module (exit code 0 and no ERROR line in the log asserted)."""
 
     stubs: Path
     go: GoPrograms
@@ -131,7 +131,9 @@ class Servers:
     def stop(self) -> None:
         for server in self.running.values():
             code = server.stop()
-            assert code == 0, f"{server.name} exited {code}; log:\n{server.log_text()}"
+            log = server.log_text()
+            assert code == 0, f"{server.name} exited {code}; log:\n{log}"
+            assert '"level":"ERROR"' not in log, f"{server.name} logged an ERROR:\n{log}"
 
 
 @pytest.fixture(scope="module")
