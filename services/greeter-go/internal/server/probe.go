@@ -34,7 +34,7 @@ func Probe(s *settings.Settings) int {
 		fmt.Fprintf(os.Stderr, "probe %s: %v\n", address, err)
 		return 1
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 	defer cancel()
 	answer, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
