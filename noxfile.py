@@ -244,7 +244,8 @@ def soak(session: nox.Session) -> None:
 
 # ------------------------------------------------------------------------------ Docker Compose
 HERE = os.path.dirname(os.path.abspath(__file__))
-DOCKERFILES = ["services/Dockerfile"]  # one recipe for every service (SERVICE build arg)
+# One recipe for every Python service (SERVICE build arg); a Go service has its own.
+DOCKERFILES = ["services/Dockerfile", *sorted(glob.glob("services/*/Dockerfile", root_dir=HERE))]
 COMPOSE_FILE = "docker-compose.yml"
 IMAGES = "acme/*:dev"  # what docker-compose.yml builds
 ANY_EXIT = range(256)  # diagnostics that must not mask the real failure

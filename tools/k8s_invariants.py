@@ -11,8 +11,10 @@ the namespaces enforce the "restricted" Pod Security Standard.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import importlib
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,13 @@ class App:
     health: str  # the readiness probe's grpc.health.v1 service, or HTTP path
     variables: frozenset[str]  # every environment variable its settings read
     kind: str = "grpc"  # "grpc": a ServerSettings service; "http": an HTTP process (the gateway)
+    replica_of: str = ""  # another app it implements, serving behind that app's Service
+    language: str = "python"
+
+    @property
+    def service(self) -> str:
+        """The Service its pods are behind: its own, or that of the app it is a replica of."""
+        return self.replica_of or self.name
 
     @property
     def prefix(self) -> str:
@@ -57,7 +66,23 @@ def discovered_apps() -> dict[str, App]:
     settings' default gRPC port and the health name of its proto service
     (acme.<name>.v1.<Name>Service, the scaffold's convention). An HTTP process (a
     ProcessSettings only, the gateway): its `<package>_port` and HEALTH_PATH. The Kubernetes
-    name is the package name with dashes."""
+    name is the package name with dashes. A service in another language declares in its
+    acme.toml the Python service it implements (`replica_of`): the same settings, port and
+    health name, its pods behind that service's Service."""
+    apps = python_apps()
+    for declaration in sorted(ROOT.glob("services/*/acme.toml")):
+        name = declaration.parent.name
+        declared = tomllib.loads(declaration.read_text())
+        twin = apps.get(str(declared.get("replica_of")))
+        if twin is None:
+            raise ValueError(f"{declaration}: replica_of names no Python service ({declared})")
+        language = str(declared.get("language", "go"))
+        apps[name] = dataclasses.replace(twin, name=name, replica_of=twin.name, language=language)
+    return apps
+
+
+def python_apps() -> dict[str, App]:
+    """The Python services, from their settings.py (discovered_apps)."""
     apps: dict[str, App] = {}
     for settings_file in sorted(ROOT.glob("services/*/src/*/settings.py")):
         package = settings_file.parent.name
@@ -198,7 +223,8 @@ class Manifests:
         self.shared_configmaps = {name for name in references if references.count(name) > 1}
         for app in self.apps.values():
             self.check_deployment(app)
-            self.check_service(app)
+        for name in sorted({app.service for app in self.apps.values()}):
+            self.check_service(name)
         self.check_certificates()
         self.check_targets()
         self.check_secrets_shipped()
@@ -387,29 +413,40 @@ class Manifests:
         if secret_name:
             self.tls_secrets[app.name] = secret_name
 
-    def check_service(self, app: App) -> None:
-        """The Service selects this app's pods only, exposes its main port under the same name
-        and never the admin port (the kubelet's probes reach pods directly)."""
-        where = f"Service/{app.name}"
-        service = self.find("Service", app.name)
+    def behind(self, service: str) -> list[App]:
+        """The apps whose pods the Service `service` should select: the app of that name and
+        its replicas in other languages."""
+        return [app for app in self.apps.values() if app.service == service]
+
+    def check_service(self, name: str) -> None:
+        """The Service selects the pods of its app and of that app's replicas (in other
+        languages) only, exposes their main port under the same name and never the admin
+        port (the kubelet's probes reach pods directly)."""
+        where = f"Service/{name}"
+        service = self.find("Service", name)
         if service is None:
             self.problem(where, "not rendered")
             return
+        apps = self.behind(name)
         selector = dig(service, "spec", "selector", default={})
-        selected = [
+        selected = sorted(
             dig(d, "metadata", "name")
             for d in self.of_kind("Deployment")
             if selector
             and selector.items() <= dig(d, "spec", "template", "metadata", "labels").items()
-        ]
-        if selected != [app.name]:
+        )
+        if selected != sorted(app.name for app in apps):
             self.problem(where, f"selector {selector} selects Deployments {selected}")
         for exposed in dig(service, "spec", "ports", default=[]):
             if exposed.get("targetPort") in ("admin", ADMIN_PORT) or exposed.get("name") == "admin":
                 self.problem(where, "exposes the plaintext admin port (probes reach pods directly)")
-        port = named(dig(service, "spec", "ports"), app.kind) or {}
-        if port.get("port") != app.port or port.get("targetPort") not in (app.kind, app.port):
-            self.problem(where, f"port {app.kind} must be {app.port} -> targetPort {app.kind}")
+        for app in apps:
+            port = named(dig(service, "spec", "ports"), app.kind) or {}
+            if port.get("port") != app.port or port.get("targetPort") not in (app.kind, app.port):
+                self.problem(
+                    where,
+                    f"port {app.kind} must be {app.port} -> targetPort {app.kind} ({app.name})",
+                )
 
     def check_certificates(self) -> None:
         """Where cert-manager Certificates are rendered: one issues each service's TLS Secret,
@@ -436,7 +473,8 @@ class Manifests:
                 continue
             namespace = dig(certificate, "metadata", "namespace")
             names = set(dig(certificate, "spec", "dnsNames", default=[]))
-            for dialled in (app_name, f"{app_name}.{namespace}.svc"):
+            service = self.apps[app_name].service  # the name its clients dial
+            for dialled in (service, f"{service}.{namespace}.svc"):
                 if dialled not in names:
                     self.problem(where, f"dnsNames {sorted(names)} lack {dialled}")
             usages = set(dig(certificate, "spec", "usages", default=[]))
@@ -470,13 +508,28 @@ class Manifests:
         if service is None or self.apps.get(name, App("", 0, "", frozenset(), "")).kind != "grpc":
             self.problem(where, f"{variable} {text}: no Service {name} of a gRPC service")
             return
+        self.check_dialled_service(where, f"{variable} {text}", name, service, host)
+        for app in self.behind(name):  # every implementation its calls may reach
+            self.check_dialled_app(where, client, prefix, app.name, match.group(1), port)
+
+    def check_dialled_service(
+        self, where: str, target: str, name: str, service: Obj, host: list[str]
+    ) -> None:
+        """The Service a target dials: in the client's namespace, headless, ready pods only."""
         namespace = dig(service, "metadata", "namespace")
         if host[1:] not in ([], [namespace], [namespace, "svc"], [namespace, *CLUSTER_DOMAIN]):
-            self.problem(where, f"{variable} {text} is not in namespace {namespace}")
+            self.problem(where, f"{target} is not in namespace {namespace}")
         if dig(service, "spec", "clusterIP") != "None":
             self.problem(f"Service/{name}", "must be headless (clusterIP: None) for round_robin")
         if dig(service, "spec", "publishNotReadyAddresses"):
             self.problem(f"Service/{name}", "must not publish pods that are not ready")
+
+    def check_dialled_app(
+        self, where: str, client: str, prefix: str, name: str, dialled: str, port: int
+    ) -> None:
+        """What a client of the Service must agree on with one app behind it (`name`): its
+        grpc port, TLS, client certificates, tokens and certificate names."""
+        variable = f"{prefix}TARGET"
         pods_port = dig(named(dig(self.container(name), "ports"), "grpc"), "containerPort")
         if port != pods_port:
             self.problem(where, f"{variable} port {port} != {name}'s grpc port {pods_port}")
@@ -496,10 +549,8 @@ class Manifests:
             self.problem("Secret", f"{client}'s {prefix}AUTH_TOKEN is not in {name}'s AUTH_TOKENS")
         certificate = self.certificates_by_secret.get(self.tls_secrets.get(name, ""))
         names = dig(certificate, "spec", "dnsNames", default=[])
-        if certificate is not None and match.group(1) not in names:
-            self.problem(
-                where, f"{variable} host {match.group(1)} is not in {name}'s dnsNames {names}"
-            )
+        if certificate is not None and dialled not in names:
+            self.problem(where, f"{variable} host {dialled} is not in {name}'s dnsNames {names}")
 
     def check_secrets_shipped(self) -> None:
         """An overlay ships every Secret its pods use (dev) or none of them (prod: the

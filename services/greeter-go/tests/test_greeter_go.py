@@ -75,3 +75,16 @@ def test_a_bad_setting_exits_2_naming_the_variable(greeter_go_binary: Path) -> N
         "  GRPC_PORT: Input should be less than or equal to 65535 (got '70000')",
         "  TLS_KEY_FILE: file /no does not exist",
     ]
+
+
+def test_probe_is_the_images_health_check(
+    greeter_go: ServiceProcess, greeter_go_binary: Path
+) -> None:
+    """`greeter-go probe` (the Dockerfile's HEALTHCHECK): 0 while the server at GRPC_PORT is
+    SERVING, 1 where none answers."""
+    env = clean_environment() | {"GRPC_PORT": greeter_go.address.rsplit(":", 1)[1]}
+    serving = subprocess.run([greeter_go_binary, "probe"], env=env, capture_output=True, timeout=10)
+    assert serving.returncode == 0, serving.stderr
+    env["GRPC_PORT"] = str(free_port())
+    refused = subprocess.run([greeter_go_binary, "probe"], env=env, capture_output=True, timeout=10)
+    assert refused.returncode == 1, refused.stderr

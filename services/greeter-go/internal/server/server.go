@@ -48,10 +48,18 @@ var buckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 
 // Main runs a service until SIGTERM or SIGINT and returns the process's exit code: 2 for
 // bad settings (each named on stderr), 1 when a port cannot be bound, 0 after a drain.
+// With the one argument `probe` it is the image's health check instead (Probe).
 func Main(model string, build Build) int {
 	s, err := settings.Load(settings.Environ(), model)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	switch args := os.Args[1:]; {
+	case len(args) == 1 && args[0] == "probe":
+		return Probe(s)
+	case len(args) > 0:
+		fmt.Fprintf(os.Stderr, "usage: %s [probe] (configured by environment variables)\n", os.Args[0])
 		return 2
 	}
 	log := NewLogger(os.Stderr, s.LogLevel, s.LogFormat)
