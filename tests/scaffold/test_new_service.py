@@ -266,7 +266,8 @@ def test_the_services_are_complete_and_registered(
         path = before_scaffolding / existing
         if path.is_file():
             assert (scaffolded / existing).read_bytes() == path.read_bytes(), existing
-    assert not list((scaffolded / "services").glob("*/Dockerfile"))
+    # A Python service's image comes from services/Dockerfile (only Go services have their own).
+    assert not [name for name in NAMES if (scaffolded / "services" / name / "Dockerfile").exists()]
 
 
 def test_the_generated_tests_and_the_manifest_invariants_pass(scaffolded: Path) -> None:
@@ -370,6 +371,11 @@ def test_go_service_is_complete_and_registered(
         "dockerfile": f"services/{GO_IMAGE}/Dockerfile",
         "args": {"PORT": str(port)},
     }
+    workspace = tomllib.loads((go_scaffolded / "pyproject.toml").read_text())["tool"]["uv"]
+    assert f"services/{GO_IMAGE}" in workspace["workspace"]["exclude"]
+    uv = shutil.which("uv")
+    if uv is not None:  # the workspace still resolves, and its lock is unchanged
+        run_ok([uv, "lock", "--check"], go_scaffolded)
     declared = tomllib.loads((service / "service.toml").read_text())
     assert declared["language"] == "go"
     assert declared["deploy"]["port"] == port

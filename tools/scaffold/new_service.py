@@ -413,6 +413,13 @@ def apply(names: Names, files: dict[str, str], root: Path) -> None:
 def apply_go(names: Names, root: Path, transaction: Transaction) -> None:
     """The Go service's steps after its files are written: go.work, the stubs, go.mod/go.sum."""
     go = tool("go")
+    pyproject = (root / "pyproject.toml").read_text("utf-8")
+    excluded = re.sub(  # not a uv workspace member: no pyproject.toml (members glob services/*)
+        r"(?m)^(exclude = \[.*)\]$", rf'\1, "services/{names.image}"]', pyproject, count=1
+    )
+    if excluded == pyproject:
+        raise ScaffoldError("pyproject.toml has no one-line `exclude = [...]` of the uv workspace")
+    transaction.edit("pyproject.toml", excluded)
     transaction.edit(GO_WORK)
     module = f"./services/{names.image}"
     print(f"new_service: go work use {module}", flush=True)
@@ -458,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join([*(f"  + {f}" for f in sorted(files)), *(f"  ~ {f}" for f in edited)]))
     if not args.dry_run and names.lang == "go":
         print(
-            f"  ~ go.work (go work use)\n  + services/{names.image}/go.sum (go mod tidy)\n"
+            "  ~ go.work (go work use), pyproject.toml (uv workspace exclude)\n"
+            f"  + services/{names.image}/go.sum (go mod tidy)\n"
             f"  + libs/protos/src/acme/{name}/, libs/protos-go/acme/{name}/ (stubs)\n"
             f"next: go test -race ./... in services/{names.image}; edit the proto, then"
             " nox -s codegen"
