@@ -1,5 +1,6 @@
 """The implementations of the repository's gRPC contracts, found from data: every
-`services/<name>/contract.toml` says which services (`implements`, full proto names) it
+`services/<name>/service.toml` (the one descriptor of a service; tools/k8s_invariants.py
+reads its [deploy] section) says which services (`implements`, full proto names) it
 serves, how to build it once per test session (`[build]`, optional) and how to run it
 (`[run]`), and where it differs from the contract on purpose (`[[tolerated]]`, each with its
 reason). The contract tests (tests/contracts/) run against every implementation found, so a
@@ -21,7 +22,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ROOT / "services"
-DECLARATION = "contract.toml"
+DECLARATION = "service.toml"
 BUILD_TIMEOUT = 600.0  # seconds one build may take (a cold Go build cache included)
 
 
@@ -118,7 +119,7 @@ class Implementation:
 
 
 def load(declaration: Path) -> Implementation:
-    """One contract.toml; ValueError naming the file when it is not in the expected shape."""
+    """One service.toml; ValueError naming the file when it is not in the expected shape."""
     try:
         data = tomllib.loads(declaration.read_text(encoding="utf-8"))
         build = data.get("build")
@@ -142,7 +143,7 @@ def load(declaration: Path) -> Implementation:
 
 
 def implementations(service: str, root: Path = SERVICES) -> list[Implementation]:
-    """Every service directory under root whose contract.toml implements service (a full
+    """Every service directory under root whose service.toml implements service (a full
     proto name such as acme.greeter.v1.GreeterService), in name order."""
     found = [load(path) for path in sorted(root.glob(f"*/{DECLARATION}"))]
     return [implementation for implementation in found if service in implementation.implements]

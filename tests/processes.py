@@ -224,7 +224,7 @@ def services(tmp_path: Path) -> Iterator[ServiceFactory]:
 
 @pytest.fixture(scope="session")
 def implementation_builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
-    """The command lines of the services that declare a contract.toml (tests/implementations.py),
+    """The command lines of the services that declare a service.toml (tests/implementations.py),
     each built at most once per session (the contract tests and the services' own share it)."""
     return Builds(tmp_path_factory.mktemp("builds"))
 

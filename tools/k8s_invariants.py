@@ -35,6 +35,8 @@ CERT_MANAGER = "cert-manager.io/v1"
 TLS_FILE = re.compile(r"(^|_)TLS_[A-Z_]*FILE$")
 SECRET_LIKE = re.compile(r"TOKEN|PASSWORD|SECRET|_KEY$")
 CLUSTER_DOMAIN = ["svc", "cluster", "local"]
+# What a service declares about itself (tests/implementations.py reads its contract sections).
+DESCRIPTOR = "service.toml"
 NOT_SETTINGS = frozenset({"PYTHONDONTWRITEBYTECODE"})  # read by Python itself
 
 
@@ -61,23 +63,54 @@ class App:
         return "GRPC" if self.kind == "grpc" else self.name.replace("-", "_").upper()
 
 
-def discovered_apps() -> dict[str, App]:
+def discovered_apps(root: Path = ROOT) -> dict[str, App]:
     """Every service under services/ as its code says. A gRPC service (a ServerSettings): its
     settings' default gRPC port and the health name of its proto service
     (acme.<name>.v1.<Name>Service, the scaffold's convention). An HTTP process (a
     ProcessSettings only, the gateway): its `<package>_port` and HEALTH_PATH. The Kubernetes
-    name is the package name with dashes. A service in another language declares in its
-    acme.toml the Python service it implements (`replica_of`): the same settings, port and
-    health name, its pods behind that service's Service."""
-    apps = python_apps()
-    for declaration in sorted(ROOT.glob("services/*/acme.toml")):
+    name is the package name with dashes. A service in another language says in the [deploy]
+    section of its services/<name>/service.toml (declared_apps) what a Python one's settings.py
+    says."""
+    return declared_apps(python_apps(), root)
+
+
+def declared_apps(apps: dict[str, App], root: Path = ROOT) -> dict[str, App]:
+    """apps and the services in other languages under root/services, from the [deploy] section
+    of their DESCRIPTOR: either `replica_of`, the Python service it implements (the same
+    settings, port and health name, its pods behind that service's Service), or a service of
+    its own: its `port` (GRPC_PORT's default), and `variables`, the settings it reads besides
+    acme_common's ServerSettings (the Go server's settings mirror them)."""
+    apps = dict(apps)
+    for declaration in sorted(root.glob(f"services/*/{DESCRIPTOR}")):
         name = declaration.parent.name
-        declared = tomllib.loads(declaration.read_text())
-        twin = apps.get(str(declared.get("replica_of")))
-        if twin is None:
-            raise ValueError(f"{declaration}: replica_of names no Python service ({declared})")
-        language = str(declared.get("language", "go"))
-        apps[name] = dataclasses.replace(twin, name=name, replica_of=twin.name, language=language)
+        declared = tomllib.loads(declaration.read_text(encoding="utf-8"))
+        language = str(declared.get("language", "python"))
+        if language == "python":  # its settings.py says it (python_apps)
+            continue
+        deploy = declared.get("deploy", {})
+        if "replica_of" in deploy:
+            twin = apps.get(str(deploy["replica_of"]))
+            if twin is None or twin.language != "python":
+                raise ValueError(f"{declaration}: replica_of names no Python service ({deploy})")
+            apps[name] = dataclasses.replace(
+                twin, name=name, replica_of=twin.name, language=language
+            )
+        elif isinstance(deploy.get("port"), int):
+            package = name.replace("-", "_")
+            camel = "".join(part[:1].upper() + part[1:] for part in package.split("_"))
+            variables = {field.upper() for field in ServerSettings.model_fields}
+            variables |= {str(variable).upper() for variable in deploy.get("variables", [])}
+            apps[name] = App(
+                name,
+                deploy["port"],
+                f"acme.{package}.v1.{camel}Service",
+                frozenset(variables),
+                language=language,
+            )
+        else:
+            raise ValueError(
+                f"{declaration}: [deploy] needs replica_of (a Python service) or port ({deploy})"
+            )
     return apps
 
 

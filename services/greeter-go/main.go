@@ -7,9 +7,8 @@ import (
 	"os"
 
 	"acme.example/greeter-go/internal/greeter"
-	"acme.example/greeter-go/internal/server"
 )
 
 func main() {
-	os.Exit(server.Main("GreeterSettings", greeter.Build))
+	os.Exit(greeter.Main())
 }

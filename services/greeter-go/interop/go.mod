@@ -6,12 +6,10 @@ go 1.26.0
 // tests/interop/test_grpc_interop.py with `go build google.golang.org/grpc/interop/client`).
 tool google.golang.org/grpc/interop/client
 
-require (
-	acme.example/greeter-go v0.0.0-00010101000000-000000000000
-	google.golang.org/grpc v1.85.0
-)
+require google.golang.org/grpc v1.85.0
 
 require (
+	acme.example/common v0.0.0-00010101000000-000000000000
 	cel.dev/expr v0.25.3 // indirect
 	cloud.google.com/go/compute/metadata v0.9.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
@@ -44,3 +42,5 @@ replace (
 	acme.example/greeter-go => ..
 	acme.example/protos => ../../../libs/protos-go
 )
+
+replace acme.example/common => ../../../libs/common-go

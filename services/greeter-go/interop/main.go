@@ -14,8 +14,8 @@ import (
 	"google.golang.org/grpc/interop"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 
-	"acme.example/greeter-go/internal/server"
-	"acme.example/greeter-go/internal/settings"
+	"acme.example/common/server"
+	"acme.example/common/settings"
 )
 
 func build(*settings.Settings) []server.Service {
@@ -28,5 +28,5 @@ func build(*settings.Settings) []server.Service {
 }
 
 func main() {
-	os.Exit(server.Main("ServerSettings", build))
+	os.Exit(server.Main(settings.Model{Name: "ServerSettings", Port: 50051}, build))
 }

@@ -2,7 +2,7 @@
 and names its instance. Everything Greeter promises for valid and invalid input (replies,
 statuses, BadRequest details, metadata, health, reflection, metrics, logs, drain) is in the
 contract tests, tests/contracts/greeter/cases.toml, run against this and every other
-implementation of acme.greeter.v1 (services/*/contract.toml)."""
+implementation of acme.greeter.v1 (services/*/service.toml)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """The Greeter contract (cases.toml) held against every implementation of
-acme.greeter.v1.GreeterService that a services/<name>/contract.toml declares: each case's
+acme.greeter.v1.GreeterService that a services/<name>/service.toml declares: each case's
 replies, status, message, BadRequest violations and access-log line; health, reflection, the
 metrics' names and labels, the `serving` line, the trace id and the drain.
 
-Where an implementation differs on purpose, its contract.toml says so ([[tolerated]], with
+Where an implementation differs on purpose, its service.toml says so ([[tolerated]], with
 the reason) and the test holds it to that value instead; a tolerance the implementation no
 longer needs fails, so the table stays true. Nothing is skipped silently: an implementation
 that cannot be built here (no Go toolchain) is skipped with a banner, and fails under
@@ -55,7 +55,7 @@ class Server:
         return [r for r in self.process.log_records() if r.get("logger") == "acme.access"]
 
     def check(self, check: str, contract_value: object, actual: object) -> None:
-        """actual is the contract's value, or the one this implementation's contract.toml
+        """actual is the contract's value, or the one this implementation's service.toml
         tolerates at check (and then must not be the contract's: the tolerance is stale)."""
         hold(self.implementation, check, contract_value, actual)
 
@@ -71,7 +71,7 @@ def hold(
         return
     assert not matches(contract_value, actual), (
         f"{implementation.name} at {check} now gives the contract's value {actual!r}: "
-        f"remove the tolerance from {implementation.directory.name}/contract.toml"
+        f"remove the tolerance from {implementation.directory.name}/service.toml"
     )
     assert matches(tolerance.actual, actual), (
         f"{implementation.name} at {check}: {actual!r}, neither the contract's "

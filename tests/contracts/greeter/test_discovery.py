@@ -1,5 +1,5 @@
 """The contract suite's data, without starting anything: which implementations it finds (and
-that a new one joins by its contract.toml alone), that every service serving GreeterService
+that a new one joins by its service.toml alone), that every service serving GreeterService
 declares itself, that cases.toml loads, and that every tolerated difference names a check the
 suite makes."""
 
@@ -31,7 +31,7 @@ def test_finds_the_python_and_the_go_greeter() -> None:
 
 def test_a_third_implementation_joins_with_one_file(tmp_path: Path) -> None:
     (tmp_path / "greeter-rust").mkdir()
-    (tmp_path / "greeter-rust" / "contract.toml").write_text(
+    (tmp_path / "greeter-rust" / "service.toml").write_text(
         f'implements = ["{SERVICE}"]\n'
         "[build]\n"
         'command = ["cargo", "build", "--release"]\n'
@@ -42,7 +42,7 @@ def test_a_third_implementation_joins_with_one_file(tmp_path: Path) -> None:
         'command = ["target/release/greeter-rust"]\n'
     )
     (tmp_path / "billing").mkdir()
-    (tmp_path / "billing" / "contract.toml").write_text(
+    (tmp_path / "billing" / "service.toml").write_text(
         'implements = ["acme.billing.v1.BillingService"]\n[run]\ncommand = ["x"]\n'
     )
     (found,) = implementations(SERVICE, root=tmp_path)
@@ -62,7 +62,7 @@ def test_every_service_serving_the_greeter_declares_it() -> None:
     }
     assert serving, "no service registers GreeterService: the markers are out of date"
     assert {SERVICES / name for name in serving} <= declared, (
-        "add a contract.toml (implements, run) to each of these services"
+        "add a service.toml (implements, run) to each of these services"
     )
 
 

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/text/cases"
 	"golang.org/x/text/language"
 
-	"acme.example/greeter-go/internal/rpcerr"
+	"acme.example/common/rpcerr"
 )
 
 // The limits and greetings of rules.py.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"acme.example/greeter-go/internal/rpcerr"
+	"acme.example/common/rpcerr"
 )
 
 // outcome is a case's expected answer, as the Python rules gave it

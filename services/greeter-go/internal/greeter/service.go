@@ -10,9 +10,9 @@ import (
 
 	greeterv1 "acme.example/protos/acme/greeter/v1"
 
-	"acme.example/greeter-go/internal/rpcerr"
-	"acme.example/greeter-go/internal/server"
-	"acme.example/greeter-go/internal/settings"
+	"acme.example/common/rpcerr"
+	"acme.example/common/server"
+	"acme.example/common/settings"
 )
 
 // Service implements acme.greeter.v1.GreeterService (the twin of service.py).
@@ -22,9 +22,9 @@ type Service struct {
 	MaxStreamNames int
 }
 
-// Build is Greeter's wiring, as server.Main hosts it.
-func Build(s *settings.Settings) []server.Service {
-	service := &Service{Instance: s.InstanceName, MaxStreamNames: s.MaxStreamNames}
+// Build is Greeter's wiring, as server.Main hosts it (Main).
+func Build(s *settings.Settings, own *Settings) []server.Service {
+	service := &Service{Instance: s.InstanceName, MaxStreamNames: own.MaxStreamNames}
 	return []server.Service{{
 		Name: greeterv1.GreeterService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) {

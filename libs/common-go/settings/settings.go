@@ -1,6 +1,7 @@
-// Package settings reads Greeter's configuration from environment variables with the names,
-// defaults and validation of the Python greeter (acme_common.settings.ServerSettings plus
-// GreeterSettings; docs/configuration.md lists them). A bad value is reported as pydantic
+// Package settings reads a Go service's configuration from environment variables with the
+// names, defaults and validation of acme_common.settings.ServerSettings (docs/configuration.md
+// lists them), plus the variables of the service's own model (Model.Own, e.g. greeter-go's
+// GreeterSettings). A bad value is reported as pydantic
 // reports it, naming the variable (never echoing a secret), and the process exits 2.
 package settings
 
@@ -15,10 +16,10 @@ import (
 	"strings"
 	"time"
 
-	"acme.example/greeter-go/internal/rpcerr"
+	"acme.example/common/rpcerr"
 )
 
-// Settings is what the Go greeter reads from its environment.
+// Settings is what every Go service reads from its environment (ServerSettings).
 type Settings struct {
 	// ProcessSettings
 	LogLevel        string // DEBUG, INFO, WARNING, ERROR
@@ -48,9 +49,15 @@ type Settings struct {
 	AdminPort                *int // nil: no admin server; 0: any free port
 	AdminServicesOnMainPort  bool
 	Compression              string // none, gzip, deflate
+}
 
-	// GreeterSettings
-	MaxStreamNames int
+// Model is one service's settings model: Name names it in errors (GreeterSettings), Port is
+// GRPC_PORT's default, and Own (optional) reads the service's own variables with the Reader's
+// checks, after the shared ones: a bad one is reported with them, in the same error.
+type Model struct {
+	Name string
+	Port int
+	Own  func(r *Reader)
 }
 
 // Problem is one invalid setting: its variable (empty for a combination of them), what is
@@ -93,40 +100,40 @@ func Environ() map[string]string {
 	return env
 }
 
-// Load reads the settings from env (upper-case names, see Environ); model names them in
-// errors (GreeterSettings).
-func Load(env map[string]string, model string) (*Settings, error) {
-	r := &reader{env: env}
+// Load reads the settings of model from env (upper-case names, see Environ).
+func Load(env map[string]string, model Model) (*Settings, error) {
+	r := &Reader{env: env}
 	hostname, _ := os.Hostname()
 	s := &Settings{
-		LogLevel:        r.choice("LOG_LEVEL", "INFO", "DEBUG", "INFO", "WARNING", "ERROR"),
-		LogFormat:       r.choice("LOG_FORMAT", "json", "json", "text"),
-		AccessLog:       r.choice("ACCESS_LOG", "all", "all", "errors", "off"),
-		InstanceName:    r.text("INSTANCE_NAME", hostname),
-		AuthTokens:      r.tokens("AUTH_TOKENS"),
-		MetricsPort:     r.integer("METRICS_PORT", 0, bounds{ge: ptr(0), le: ptr(65535)}),
-		TracingExporter: r.choice("TRACING_EXPORTER", "none", "none", "console", "otlp"),
-		EventLoop:       r.choice("EVENT_LOOP", "uvloop", "uvloop", "asyncio"),
+		LogLevel:        r.Choice("LOG_LEVEL", "INFO", "DEBUG", "INFO", "WARNING", "ERROR"),
+		LogFormat:       r.Choice("LOG_FORMAT", "json", "json", "text"),
+		AccessLog:       r.Choice("ACCESS_LOG", "all", "all", "errors", "off"),
+		InstanceName:    r.Text("INSTANCE_NAME", hostname),
+		AuthTokens:      r.Tokens("AUTH_TOKENS"),
+		MetricsPort:     r.Integer("METRICS_PORT", 0, Bounds{GE: Ptr(0), LE: Ptr(65535)}),
+		TracingExporter: r.Choice("TRACING_EXPORTER", "none", "none", "console", "otlp"),
+		EventLoop:       r.Choice("EVENT_LOOP", "uvloop", "uvloop", "asyncio"),
 
-		GRPCHost:                 r.text("GRPC_HOST", "0.0.0.0"),
-		GRPCPort:                 r.integer("GRPC_PORT", 50051, bounds{ge: ptr(0), le: ptr(65535)}),
-		GracePeriod:              r.seconds("GRPC_GRACE_PERIOD", 10, bounds{ge: ptr(0), le: ptr(300)}),
-		DrainDelay:               r.seconds("GRPC_DRAIN_DELAY", 0, bounds{ge: ptr(0), le: ptr(60)}),
-		Workers:                  r.integer("GRPC_WORKERS", 1, bounds{ge: ptr(1), le: ptr(64)}),
-		MaxConcurrentRPCs:        r.integer("GRPC_MAX_CONCURRENT_RPCS", 1000, bounds{ge: ptr(1)}),
-		MaxConcurrentStreams:     r.integer("GRPC_MAX_CONCURRENT_STREAMS", 32, bounds{ge: ptr(1)}),
-		MaxMessageBytes:          r.integer("GRPC_MAX_MESSAGE_BYTES", 256*1024, bounds{ge: ptr(1024)}),
-		KeepaliveMinPingInterval: r.seconds("GRPC_KEEPALIVE_MIN_PING_INTERVAL", 10, bounds{gt: ptr(0), le: ptr(3600)}),
-		MaxConnectionAge:         r.seconds("GRPC_MAX_CONNECTION_AGE", 300, bounds{gt: ptr(0), le: ptr(86400)}),
-		MaxConnectionAgeGrace:    r.seconds("GRPC_MAX_CONNECTION_AGE_GRACE", 30, bounds{ge: ptr(0), le: ptr(3600)}),
-		TLSCertFile:              r.file("TLS_CERT_FILE"),
-		TLSKeyFile:               r.file("TLS_KEY_FILE"),
-		TLSClientCAFile:          r.file("TLS_CLIENT_CA_FILE"),
-		AdminPort:                r.optionalPort("ADMIN_PORT"),
-		AdminServicesOnMainPort:  r.boolean("ADMIN_SERVICES_ON_MAIN_PORT", true),
-		Compression:              r.choice("GRPC_COMPRESSION", "none", "none", "gzip", "deflate"),
-
-		MaxStreamNames: r.integer("GREETER_MAX_STREAM_NAMES", 10000, bounds{ge: ptr(1)}),
+		GRPCHost:                 r.Text("GRPC_HOST", "0.0.0.0"),
+		GRPCPort:                 r.Integer("GRPC_PORT", model.Port, Bounds{GE: Ptr(0), LE: Ptr(65535)}),
+		GracePeriod:              r.Seconds("GRPC_GRACE_PERIOD", 10, Bounds{GE: Ptr(0), LE: Ptr(300)}),
+		DrainDelay:               r.Seconds("GRPC_DRAIN_DELAY", 0, Bounds{GE: Ptr(0), LE: Ptr(60)}),
+		Workers:                  r.Integer("GRPC_WORKERS", 1, Bounds{GE: Ptr(1), LE: Ptr(64)}),
+		MaxConcurrentRPCs:        r.Integer("GRPC_MAX_CONCURRENT_RPCS", 1000, Bounds{GE: Ptr(1)}),
+		MaxConcurrentStreams:     r.Integer("GRPC_MAX_CONCURRENT_STREAMS", 32, Bounds{GE: Ptr(1)}),
+		MaxMessageBytes:          r.Integer("GRPC_MAX_MESSAGE_BYTES", 256*1024, Bounds{GE: Ptr(1024)}),
+		KeepaliveMinPingInterval: r.Seconds("GRPC_KEEPALIVE_MIN_PING_INTERVAL", 10, Bounds{GT: Ptr(0), LE: Ptr(3600)}),
+		MaxConnectionAge:         r.Seconds("GRPC_MAX_CONNECTION_AGE", 300, Bounds{GT: Ptr(0), LE: Ptr(86400)}),
+		MaxConnectionAgeGrace:    r.Seconds("GRPC_MAX_CONNECTION_AGE_GRACE", 30, Bounds{GE: Ptr(0), LE: Ptr(3600)}),
+		TLSCertFile:              r.File("TLS_CERT_FILE"),
+		TLSKeyFile:               r.File("TLS_KEY_FILE"),
+		TLSClientCAFile:          r.File("TLS_CLIENT_CA_FILE"),
+		AdminPort:                r.OptionalPort("ADMIN_PORT"),
+		AdminServicesOnMainPort:  r.Boolean("ADMIN_SERVICES_ON_MAIN_PORT", true),
+		Compression:              r.Choice("GRPC_COMPRESSION", "none", "none", "gzip", "deflate"),
+	}
+	if model.Own != nil {
+		model.Own(r)
 	}
 	if len(r.problems) == 0 { // as pydantic: the combinations only once every field is valid
 		if message := s.combinations(); message != "" {
@@ -134,7 +141,7 @@ func Load(env map[string]string, model string) (*Settings, error) {
 		}
 	}
 	if len(r.problems) > 0 {
-		return nil, &Error{Model: model, Problems: r.problems}
+		return nil, &Error{Model: model.Name, Problems: r.problems}
 	}
 	return s, nil
 }
@@ -184,13 +191,14 @@ func (s *Settings) combinations() string {
 	return ""
 }
 
-// reader parses variables, collecting a Problem per bad one.
-type reader struct {
+// Reader parses variables, collecting a Problem per bad one (its methods return the fallback
+// or the value given; Load reports every Problem at once).
+type Reader struct {
 	env      map[string]string
 	problems []Problem
 }
 
-func (r *reader) fail(variable, message, input string) {
+func (r *Reader) fail(variable, message, input string) {
 	p := Problem{Variable: variable, Message: message}
 	if !strings.Contains(variable, "TOKEN") && !strings.Contains(variable, "KEY") {
 		p.Input = &input
@@ -198,7 +206,8 @@ func (r *reader) fail(variable, message, input string) {
 	r.problems = append(r.problems, p)
 }
 
-func (r *reader) text(name, fallback string) string {
+// Text is a non-empty string.
+func (r *Reader) Text(name, fallback string) string {
 	value, ok := r.env[name]
 	if !ok {
 		return fallback
@@ -209,7 +218,8 @@ func (r *reader) text(name, fallback string) string {
 	return value
 }
 
-func (r *reader) choice(name, fallback string, options ...string) string {
+// Choice is one of options.
+func (r *Reader) Choice(name, fallback string, options ...string) string {
 	value, ok := r.env[name]
 	if !ok {
 		return fallback
@@ -225,8 +235,8 @@ func (r *reader) choice(name, fallback string, options ...string) string {
 	return value
 }
 
-// tokens: comma-separated, each stripped, empty ones dropped.
-func (r *reader) tokens(name string) []string {
+// Tokens is a comma-separated list, each stripped, empty ones dropped.
+func (r *Reader) Tokens(name string) []string {
 	var tokens []string
 	for _, token := range strings.Split(r.env[name], ",") {
 		if token = strings.TrimSpace(token); token != "" {
@@ -236,19 +246,20 @@ func (r *reader) tokens(name string) []string {
 	return tokens
 }
 
-type bounds struct {
-	ge, gt, le *float64
+// Bounds are the limits of a number, as pydantic's ge, gt and le (nil: none).
+type Bounds struct {
+	GE, GT, LE *float64
 }
 
-func (r *reader) checkBounds(name string, value float64, b bounds, input string) bool {
+func (r *Reader) checkBounds(name string, value float64, b Bounds, input string) bool {
 	format := func(limit float64) string { return strconv.FormatFloat(limit, 'f', -1, 64) }
 	switch {
-	case b.le != nil && !(value <= *b.le): // NaN fails here first, as in pydantic
-		r.fail(name, "Input should be less than or equal to "+format(*b.le), input)
-	case b.ge != nil && !(value >= *b.ge):
-		r.fail(name, "Input should be greater than or equal to "+format(*b.ge), input)
-	case b.gt != nil && !(value > *b.gt):
-		r.fail(name, "Input should be greater than "+format(*b.gt), input)
+	case b.LE != nil && !(value <= *b.LE): // NaN fails here first, as in pydantic
+		r.fail(name, "Input should be less than or equal to "+format(*b.LE), input)
+	case b.GE != nil && !(value >= *b.GE):
+		r.fail(name, "Input should be greater than or equal to "+format(*b.GE), input)
+	case b.GT != nil && !(value > *b.GT):
+		r.fail(name, "Input should be greater than "+format(*b.GT), input)
 	default:
 		return true
 	}
@@ -263,7 +274,8 @@ var (
 	specialNumber = regexp.MustCompile(`^(?i)[+-]?(?:inf|infinity|nan)$`)
 )
 
-func (r *reader) integer(name string, fallback int, b bounds) int {
+// Integer is an int within b.
+func (r *Reader) Integer(name string, fallback int, b Bounds) int {
 	input, ok := r.env[name]
 	if !ok {
 		return fallback
@@ -288,7 +300,8 @@ func (r *reader) integer(name string, fallback int, b bounds) int {
 	return value
 }
 
-func (r *reader) number(name string, fallback float64, b bounds) float64 {
+// Number is a float within b.
+func (r *Reader) Number(name string, fallback float64, b Bounds) float64 {
 	input, ok := r.env[name]
 	if !ok {
 		return fallback
@@ -309,12 +322,13 @@ func (r *reader) number(name string, fallback float64, b bounds) float64 {
 	return value
 }
 
-func (r *reader) seconds(name string, fallback float64, b bounds) time.Duration {
-	return time.Duration(r.number(name, fallback, b) * float64(time.Second))
+// Seconds is a duration given in seconds, within b.
+func (r *Reader) Seconds(name string, fallback float64, b Bounds) time.Duration {
+	return time.Duration(r.Number(name, fallback, b) * float64(time.Second))
 }
 
-// boolean: what pydantic accepts, in any case, and nothing around it.
-func (r *reader) boolean(name string, fallback bool) bool {
+// Boolean is what pydantic accepts, in any case, and nothing around it.
+func (r *Reader) Boolean(name string, fallback bool) bool {
 	input, ok := r.env[name]
 	if !ok {
 		return fallback
@@ -329,7 +343,8 @@ func (r *reader) boolean(name string, fallback bool) bool {
 	return fallback
 }
 
-func (r *reader) file(name string) string {
+// File is the path of a file that exists, or empty when unset.
+func (r *Reader) File(name string) string {
 	path, ok := r.env[name]
 	if !ok {
 		return ""
@@ -341,19 +356,20 @@ func (r *reader) file(name string) string {
 	return path
 }
 
-// optionalPort: unset, "" and "0" mean none; any other value is a port (" 0" is 0, any
+// OptionalPort is nil when unset, "" or "0"; any other value is a port (" 0" is 0, any
 // free port, as in pydantic, which compares the text before parsing it).
-func (r *reader) optionalPort(name string) *int {
+func (r *Reader) OptionalPort(name string) *int {
 	input, ok := r.env[name]
 	if !ok || input == "" || input == "0" {
 		return nil
 	}
 	before := len(r.problems)
-	port := r.integer(name, 0, bounds{ge: ptr(0), le: ptr(65535)})
+	port := r.Integer(name, 0, Bounds{GE: Ptr(0), LE: Ptr(65535)})
 	if len(r.problems) > before {
 		return nil
 	}
 	return &port
 }
 
-func ptr(value float64) *float64 { return &value }
+// Ptr is a bound's value.
+func Ptr(value float64) *float64 { return &value }

@@ -11,7 +11,7 @@ import (
 
 	"google.golang.org/grpc/credentials"
 
-	"acme.example/greeter-go/internal/settings"
+	"acme.example/common/settings"
 )
 
 // reloadingCertificates is the TLS configuration of each new handshake, read again when a

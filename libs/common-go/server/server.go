@@ -31,7 +31,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
-	"acme.example/greeter-go/internal/settings"
+	"acme.example/common/settings"
 )
 
 // Service is one gRPC service to host: its full proto name and how to register it.
@@ -49,7 +49,7 @@ var buckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 // Main runs a service until SIGTERM or SIGINT and returns the process's exit code: 2 for
 // bad settings (each named on stderr), 1 when a port cannot be bound, 0 after a drain.
 // With the one argument `probe` it is the image's health check instead (Probe).
-func Main(model string, build Build) int {
+func Main(model settings.Model, build Build) int {
 	s, err := settings.Load(settings.Environ(), model)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -7,9 +7,18 @@ import (
 	"time"
 )
 
+// maxStreamNames is what the test model's own variable (greeter-go's) was read as.
+var maxStreamNames int
+
+// greeterSettings: the shared settings with a service's own variable (Model.Own), as
+// greeter-go declares them.
+var greeterSettings = Model{Name: "GreeterSettings", Port: 50051, Own: func(r *Reader) {
+	maxStreamNames = r.Integer("GREETER_MAX_STREAM_NAMES", 10000, Bounds{GE: Ptr(1)})
+}}
+
 func load(t *testing.T, env map[string]string) (*Settings, string) {
 	t.Helper()
-	s, err := Load(env, "GreeterSettings")
+	s, err := Load(env, greeterSettings)
 	if err == nil {
 		return s, ""
 	}
@@ -26,7 +35,7 @@ func TestDefaultsAreThePythonGreeters(t *testing.T) {
 		t.Fatal(problem)
 	}
 	if s.GRPCPort != 50051 || s.GRPCHost != "0.0.0.0" || s.MaxMessageBytes != 262144 ||
-		s.MaxConcurrentStreams != 32 || s.MaxConcurrentRPCs != 1000 || s.MaxStreamNames != 10000 ||
+		s.MaxConcurrentStreams != 32 || s.MaxConcurrentRPCs != 1000 || maxStreamNames != 10000 ||
 		s.GracePeriod != 10*time.Second || s.DrainDelay != 0 || s.AdminPort != nil ||
 		!s.AdminServicesOnMainPort || s.AccessLog != "all" || s.LogFormat != "json" ||
 		s.KeepaliveMinPingInterval != 10*time.Second || s.MaxConnectionAge != 300*time.Second ||
@@ -75,7 +84,7 @@ func TestEachVariableIsReadAsPydanticReadsIt(t *testing.T) {
 		{"ADMIN_PORT", " 0", "", func(s *Settings) bool { return s.AdminPort != nil && *s.AdminPort == 0 }},
 		{"ADMIN_PORT", "abc", "ADMIN_PORT: Input should be a valid integer, unable to parse string as an integer (got 'abc')", nil},
 		{"GREETER_MAX_STREAM_NAMES", "0", "GREETER_MAX_STREAM_NAMES: Input should be greater than or equal to 1 (got '0')", nil},
-		{"GREETER_MAX_STREAM_NAMES", "99999999999999999999999", "", func(s *Settings) bool { return s.MaxStreamNames > 1<<62 }},
+		{"GREETER_MAX_STREAM_NAMES", "99999999999999999999999", "", func(*Settings) bool { return maxStreamNames > 1<<62 }},
 		{"TLS_CERT_FILE", "/nonexistent", "TLS_CERT_FILE: file /nonexistent does not exist (got '/nonexistent')", nil},
 		{"TLS_KEY_FILE", "/secret", "TLS_KEY_FILE: file /secret does not exist", nil},
 		{"GRPC_WORKERS", "65", "GRPC_WORKERS: Input should be less than or equal to 64 (got '65')", nil},
@@ -120,5 +129,16 @@ func TestCombinations(t *testing.T) {
 		if problem != "invalid configuration for GreeterSettings:\n  "+c.want {
 			t.Errorf("%v: %q, want %q", c.env, problem, c.want)
 		}
+	}
+}
+
+func TestAServiceWithoutOwnSettingsHasItsOwnPort(t *testing.T) {
+	s, err := Load(map[string]string{}, Model{Name: "BillingSettings", Port: 50053})
+	if err != nil || s.GRPCPort != 50053 {
+		t.Fatalf("%v %+v", err, s)
+	}
+	_, err = Load(map[string]string{"GRPC_PORT": "x"}, Model{Name: "BillingSettings", Port: 50053})
+	if err == nil || !strings.HasPrefix(err.Error(), "invalid configuration for BillingSettings:\n  GRPC_PORT") {
+		t.Fatalf("%v", err)
 	}
 }

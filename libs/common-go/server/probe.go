@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"acme.example/greeter-go/internal/settings"
+	"acme.example/common/settings"
 )
 
 // probeTimeout bounds one probe: below the 5 s timeout of the image's and compose's checks.

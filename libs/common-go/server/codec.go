@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
 
-	"acme.example/greeter-go/internal/rpcerr"
+	"acme.example/common/rpcerr"
 )
 
 // tolerantCodec is grpc-go's proto codec, except that bytes that do not parse are not an
