@@ -136,10 +136,15 @@ class _OutgoingUnaryUnary:
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        pairs = self._outgoing.metadata(metadata)
-        start = self._starter(request, pairs, timeout, credentials, wait_for_ready, compression)
-        call = await self._outgoing.call(self._bound, pairs, start)
-        return await call  # the status is in: the response, or the call's AioRpcError
+        response, _call = await self.with_call(
+            request,
+            timeout=timeout,
+            metadata=metadata,
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+        )
+        return response
 
     async def with_call(
         self,
@@ -155,7 +160,7 @@ class _OutgoingUnaryUnary:
         pairs = self._outgoing.metadata(metadata)
         start = self._starter(request, pairs, timeout, credentials, wait_for_ready, compression)
         call = await self._outgoing.call(self._bound, pairs, start)
-        return await call, call
+        return await call, call  # the status is in: the response, or the call's AioRpcError
 
     def _starter(
         self,
