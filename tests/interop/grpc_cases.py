@@ -136,7 +136,12 @@ async def timeout_on_sleeping_server(channel: grpc.aio.Channel, s: Stubs) -> Non
         await call.read()
     except grpc.aio.AioRpcError:
         pass  # the deadline may pass while writing, or while waiting
-    assert await call.code() == grpc.StatusCode.DEADLINE_EXCEEDED, await call.code()
+    # A server that sees the deadline pass first resets the stream (grpc-go: RST_STREAM
+    # CANCEL), which grpc core reports as CANCELLED when it arrives before the client's own
+    # deadline timer fires: a race on a loaded machine, seen once with the Go server. Both
+    # mean the call ended for its deadline; nothing else may end it.
+    code = await call.code()
+    assert code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED), code
 
 
 async def _assert_cancelled(call: Any) -> None:
