@@ -41,7 +41,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # breaking, codegen, the other-languages template, the manifests' invariants.
 TOOL_SUITES = (
     "tests/scaffold/",
-    "tests/contracts/",
+    "tests/contracts/test_breaking.py",
     "tests/tools/test_codegen.py",
     "tests/interop/test_other_languages_template.py",
     "tests/k8s/test_manifests.py",

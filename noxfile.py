@@ -8,6 +8,7 @@ installs the locked workspace (uv.lock) into its own virtualenv with uv.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import socket
@@ -62,8 +63,9 @@ def codegen(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff, mypy --strict, buf lint/format/breaking, codegen drift, the docs' settings tables
-    and links, Kubernetes manifests, hadolint and `docker compose config`."""
+    """ruff, mypy --strict, buf lint/format/breaking, codegen drift (Python and Go), the docs'
+    settings tables and links, Kubernetes manifests, go mod tidy/vet/golangci-lint/test -race
+    for every Go module of go.work, hadolint and `docker compose config`."""
     install(session)
     session.run("ruff", "check", *SOURCES)
     session.run("ruff", "format", "--check", *SOURCES)
@@ -76,6 +78,7 @@ def lint(session: nox.Session) -> None:
     session.run("python", "tools/docs_links.py")  # relative links of README.md and docs/
     session.run("python", "tools/breaking.py")  # buf breaking vs main / HEAD~1
     session.run("python", "tools/validate_k8s.py")  # schemas, code-derived invariants, kube-score
+    go_checks(session)
     session.run("hadolint", *DOCKERFILES)
     compose_problem = docker_problem(engine=False)
     if compose_problem is None:
@@ -85,6 +88,49 @@ def lint(session: nox.Session) -> None:
         if os.environ.get("ACME_REQUIRE_DOCKER") == "1":
             session.error(message)
         session.warn(message)
+
+
+GOLANGCI_LINT_MODULE = "tools/go/golangci-lint"  # pins golangci-lint, apart from tools/go
+
+
+def go_modules() -> list[str]:
+    """The Go modules of the repository: the `use` lines of go.work (so a new one is checked
+    once it is listed there)."""
+    listed = subprocess.run(
+        ["go", "work", "edit", "-json"], capture_output=True, text=True, check=True, cwd=HERE
+    )
+    return sorted(use["DiskPath"] for use in json.loads(listed.stdout).get("Use") or [])
+
+
+def go_checks(session: nox.Session) -> None:
+    """For every module of go.work: go.mod tidy, go vet, golangci-lint (.golangci.yml, the
+    version tools/go/golangci-lint pins, installed by go install) and go test -race. Without
+    Go: a warning (ACME_REQUIRE_GO_TOOLS=1: an error)."""
+    if shutil.which("go") is None:
+        message = "`go` is not on PATH: the Go modules are not vetted, linted or tested"
+        if os.environ.get("ACME_REQUIRE_GO_TOOLS") == "1":
+            session.error(message)
+        session.warn(message)
+        return
+    gopath = session.run("go", "env", "GOPATH", silent=True, external=True)
+    gobin = os.path.join(str(gopath).strip().split(os.pathsep)[0], "bin")
+    session.run(  # a module of its own, outside go.work: its dependencies stay apart
+        "go",
+        "-C",
+        GOLANGCI_LINT_MODULE,
+        "install",
+        "tool",
+        env={"GOBIN": gobin, "GOWORK": "off"},
+        external=True,
+    )
+    config = os.path.join(HERE, ".golangci.yml")
+    for module in go_modules():
+        session.run("go", "-C", module, "mod", "tidy", "-diff", external=True)
+        session.run("go", "-C", module, "vet", "./...", external=True)
+        with session.chdir(module):
+            lint = os.path.join(gobin, "golangci-lint")
+            session.run(lint, "run", f"--config={config}", "./...", external=True)
+            session.run("go", "test", "-race", "./...", external=True)
 
 
 WEB = "services/gateway/web"  # the gateway's page: protoc-gen-es and esbuild (package-lock.json)
@@ -198,7 +244,8 @@ def soak(session: nox.Session) -> None:
 
 # ------------------------------------------------------------------------------ Docker Compose
 HERE = os.path.dirname(os.path.abspath(__file__))
-DOCKERFILES = ["services/Dockerfile"]  # one recipe for every service (SERVICE build arg)
+# One recipe for every Python service (SERVICE build arg); a Go service has its own.
+DOCKERFILES = ["services/Dockerfile", *sorted(glob.glob("services/*/Dockerfile", root_dir=HERE))]
 COMPOSE_FILE = "docker-compose.yml"
 IMAGES = "acme/*:dev"  # what docker-compose.yml builds
 ANY_EXIT = range(256)  # diagnostics that must not mask the real failure

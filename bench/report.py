@@ -26,6 +26,9 @@ TARGETS = [
     # The targets of issue #18: the HTTP edge against the production stack it fronts.
     ("edge -> greeter: row 10 / row 3 throughput", "10", "3", "throughput", 0.8, "min"),
     ("edge hop, 16 callers: row 10p p50 / row 5d p50", "10p", "5d", "p50_ms", 1.5, "max"),
+    # Issue #20: the Go greeter's production stack against the C++ limit, side by side.
+    ("Go production stack: row 3g / row 7 throughput (vs the C++ limit)",
+     "3g", "7", "throughput", 0.5, "min"),
 ]  # fmt: skip
 # Ratios reported without a target.
 INFO_RATIOS = [
@@ -33,6 +36,8 @@ INFO_RATIOS = [
     ("4", "3", "throughput"),
     ("3", "7", "throughput"),  # our stack as a fraction of the C++ limit
     ("10j", "10", "throughput"),  # Connect JSON against gRPC through the edge
+    ("3g", "3", "throughput"),  # greeter-go against the Python greeter, same settings
+    ("5g", "5", "throughput"),  # caller -> greeter-go against caller -> greeter
 ]
 SOAK_GROWTH_LIMIT_PCT = 10.0
 

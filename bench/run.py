@@ -55,7 +55,7 @@ def write_h2load_bodies() -> None:
 # ------------------------------------------------------------------------------ metrics
 def scrape_handled(port: int | None, method: str) -> dict[str, float]:
     """grpc_server_handled_total of method (its name: SayHello) by grpc_code, from /metrics
-    ({} if no port)."""
+    ({} if no port); greeter-go's codes (grpc-go's names: `Canceled`) under the Python names."""
     if port is None:
         return {}
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, no proxy
@@ -66,6 +66,7 @@ def scrape_handled(port: int | None, method: str) -> dict[str, float]:
         if line.startswith("grpc_server_handled_total{") and f'grpc_method="{method}"' in line:
             labels, _, value = line.rpartition(" ")
             code = labels.split('grpc_code="', 1)[1].split('"', 1)[0]
+            code = launch.GO_CODE_NAMES.get(code, code)
             counts[code] = counts.get(code, 0.0) + float(value)
     return counts
 
@@ -240,7 +241,12 @@ def soak(config: Config, token: str, logs: Path) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------- setup
 def build_rows(
-    config: Config, token: str, logs: Path, cpp: toolchain.CppServer, h2load_path: str | None
+    config: Config,
+    token: str,
+    logs: Path,
+    cpp: toolchain.CppServer,
+    h2load_path: str | None,
+    go: toolchain.GoServer | None = None,
 ) -> list[Row]:
     raw = "h2load" if h2load_path else "python"
     sync, aio = launch.sync_server(logs), launch.aio_server(logs)
@@ -267,11 +273,15 @@ def build_rows(
         Row("9", "Connect peer (connectrpc on pyvoy, gRPC over h2c)", raw, [connect],
             connect, concurrency=raw_conc),
         Row("7", "C++ greeter (grpc++ callback)", raw, [], None, concurrency=raw_conc),
+        # greeter-go (issue #20) with row 3's settings; the servers come with the binary below.
+        Row("3g", "greeter-go, production stack", raw, [], None, token, concurrency=raw_conc),
         Row("1p", "row 1 server, Python client", "python", [sync], sync, baseline="1p",
             concurrency=py),
         Row("5d", "greeter direct (row 5's greeter)", "python", [g5], g5, token, baseline="1p",
             concurrency=py),
         Row("5", "caller -> greeter (Introduce)", "python", [c5, g5], c5, token,
+            mode="introduce", baseline="1p", concurrency=py),
+        Row("5g", "caller -> greeter-go (Introduce)", "python", [], None, token,
             mode="introduce", baseline="1p", concurrency=py),
         Row("5d-c1", "greeter direct, 1 caller", "python", [g5], g5, token, baseline="1p",
             concurrency="python -c1", callers=1),
@@ -298,6 +308,17 @@ def build_rows(
     else:
         server = launch.cpp_server(cpp.binary, logs)
         by_key["7"].servers, by_key["7"].target = [server], server
+    go = go or toolchain.GoServer(None, "not selected")
+    if go.binary is None:
+        for key in ("3g", "5g"):
+            if key in config.rows:  # else "not selected" below
+                by_key[key].skipped = f"not available: {go.reason}"
+    else:
+        g3g = launch.greeter_go(go.binary, "greeter-go-row3g", logs, token)
+        g5g = launch.greeter_go(go.binary, "greeter-go-row5g", logs, token)
+        c5g = launch.caller("caller-row5g", logs, token, g5g.address)
+        by_key["3g"].servers, by_key["3g"].target = [g3g], g3g
+        by_key["5g"].servers, by_key["5g"].target = [c5g, g5g], c5g
     for row in rows:
         if row.key not in config.rows and row.skipped is None:
             row.skipped = "skipped: not selected (--rows)"
@@ -384,9 +405,9 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     )
     parser.add_argument(
         "--rows",
-        default="1,2,2u,3,4,5,6,7,8,9,10",
+        default="1,2,2u,3,3g,4,5,5g,6,7,8,9,10",
         help="comma-separated subset (5 includes 5d and the 1-caller rows, 1 1p, 10 the "
-        "other edge rows)",
+        "other edge rows; 3g and 5g: greeter-go, when Go is installed)",
     )
     args = parser.parse_args(argv)
     quick = args.quick
@@ -397,8 +418,8 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         rows |= {"5d", "5d-c1", "5-c1"}
     if "10" in rows:
         rows |= {"10j", "10c", "10p", "5d"}  # 5d: the direct call of the edge hop's target
-    if rows & {"5", "6", "10"}:
-        rows.add("1p")  # the Python-client baseline of rows 5, 5d and 6
+    if rows & {"5", "5g", "6", "10"}:
+        rows.add("1p")  # the Python-client baseline of rows 5, 5d, 5g and 6
     config = Config(
         runs=args.runs or (1 if quick else 3),
         warmup=args.warmup if args.warmup is not None else 1.0,
@@ -454,10 +475,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "7" in config.rows
         else toolchain.CppServer(None, "not selected")
     )
+    go = (
+        toolchain.go_server(OUT / "greeter-go")
+        if config.rows & {"3g", "5g"}
+        else toolchain.GoServer(None, "not selected")
+    )
     write_h2load_bodies()
     token = secrets.token_urlsafe(16)
 
-    rows = build_rows(config, token, logs, cpp, h2load_path)
+    rows = build_rows(config, token, logs, cpp, h2load_path, go)
     servers: list[ServerProcess] = []
     soak_result: dict[str, Any] | None = None
     try:

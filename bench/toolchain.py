@@ -1,6 +1,8 @@
 """What the harness needs from the system: h2load and a C++ gRPC toolchain (Debian packages,
-installed with apt-get when missing and allowed), and the C++ reference server, built once
-and cached under .bench/cpp/ (rebuilt when its sources or the proto change)."""
+installed with apt-get when missing and allowed), the C++ reference server, built once
+and cached under .bench/cpp/ (rebuilt when its sources or the proto change), and the Go
+greeter (services/greeter-go), built once per session with `go build` (Go's build cache
+makes a rebuild of unchanged sources cheap) when `go` is on PATH."""
 
 from __future__ import annotations
 
@@ -141,3 +143,40 @@ def cpp_server(cache: Path, packages_problem: str | None) -> CppServer:
         return CppServer(None, f"C++ build failed: {lines[-1]} (see {cache / 'build.log'})")
     stamp.write_text(digest)
     return CppServer(binary, None)
+
+
+GO_MODULE = REPO / "services/greeter-go"
+GO_INSTALL = "Go (https://go.dev/dl/, the version of go.work)"
+
+
+@dataclass(frozen=True)
+class GoServer:
+    binary: Path | None
+    reason: str | None  # why there is no binary
+
+
+def go_server(binary: Path) -> GoServer:
+    """services/greeter-go built into binary with `go build`; or why it cannot be. Never
+    installs Go: without it the Go rows are reported "not available" with the reason."""
+    go = shutil.which("go")
+    if go is None:
+        return GoServer(None, f"no Go toolchain (`go` not on PATH; install {GO_INSTALL})")
+    print(f"bench: go build -o {binary} (services/greeter-go) ...", flush=True)
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    log = binary.with_name(binary.name + ".build.log")
+    try:
+        built = subprocess.run(  # noqa: S603 - the Go toolchain on our own module
+            [go, "build", "-o", str(binary), "."],
+            cwd=GO_MODULE,
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return GoServer(None, f"go build timed out after {BUILD_TIMEOUT:.0f} s")
+    log.write_text(built.stdout + built.stderr)
+    if built.returncode != 0 or not binary.exists():
+        lines = (built.stderr.strip() or built.stdout.strip() or "no output").splitlines()
+        return GoServer(None, f"go build failed: {lines[-1]} (see {log})")
+    return GoServer(binary, None)

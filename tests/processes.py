@@ -30,6 +30,7 @@ from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
 from acme_devkit import processes
 from acme_devkit.ports import HOST as HOST  # re-exported for the tests
 from acme_devkit.ports import free_port as free_port
+from tests.implementations import Builds
 
 GREETER_INSTANCE = "greeter-it-1"
 CALLER_INSTANCE = "caller-it-1"
@@ -219,6 +220,13 @@ def services(tmp_path: Path) -> Iterator[ServiceFactory]:
         yield factory
     finally:
         factory.stop_all()
+
+
+@pytest.fixture(scope="session")
+def implementation_builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
+    """The command lines of the services that declare a service.toml (tests/implementations.py),
+    each built at most once per session (the contract tests and the services' own share it)."""
+    return Builds(tmp_path_factory.mktemp("builds"))
 
 
 ProcessT = TypeVar("ProcessT", bound=ServiceProcess)

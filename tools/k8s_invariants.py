@@ -11,8 +11,10 @@ the namespaces enforce the "restricted" Pod Security Standard.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import importlib
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,8 @@ CERT_MANAGER = "cert-manager.io/v1"
 TLS_FILE = re.compile(r"(^|_)TLS_[A-Z_]*FILE$")
 SECRET_LIKE = re.compile(r"TOKEN|PASSWORD|SECRET|_KEY$")
 CLUSTER_DOMAIN = ["svc", "cluster", "local"]
+# What a service declares about itself (tests/implementations.py reads its contract sections).
+DESCRIPTOR = "service.toml"
 NOT_SETTINGS = frozenset({"PYTHONDONTWRITEBYTECODE"})  # read by Python itself
 
 
@@ -45,6 +49,13 @@ class App:
     health: str  # the readiness probe's grpc.health.v1 service, or HTTP path
     variables: frozenset[str]  # every environment variable its settings read
     kind: str = "grpc"  # "grpc": a ServerSettings service; "http": an HTTP process (the gateway)
+    replica_of: str = ""  # another app it implements, serving behind that app's Service
+    language: str = "python"
+
+    @property
+    def service(self) -> str:
+        """The Service its pods are behind: its own, or that of the app it is a replica of."""
+        return self.replica_of or self.name
 
     @property
     def prefix(self) -> str:
@@ -52,12 +63,59 @@ class App:
         return "GRPC" if self.kind == "grpc" else self.name.replace("-", "_").upper()
 
 
-def discovered_apps() -> dict[str, App]:
+def discovered_apps(root: Path = ROOT) -> dict[str, App]:
     """Every service under services/ as its code says. A gRPC service (a ServerSettings): its
     settings' default gRPC port and the health name of its proto service
     (acme.<name>.v1.<Name>Service, the scaffold's convention). An HTTP process (a
     ProcessSettings only, the gateway): its `<package>_port` and HEALTH_PATH. The Kubernetes
-    name is the package name with dashes."""
+    name is the package name with dashes. A service in another language says in the [deploy]
+    section of its services/<name>/service.toml (declared_apps) what a Python one's settings.py
+    says."""
+    return declared_apps(python_apps(), root)
+
+
+def declared_apps(apps: dict[str, App], root: Path = ROOT) -> dict[str, App]:
+    """apps and the services in other languages under root/services, from the [deploy] section
+    of their DESCRIPTOR: either `replica_of`, the Python service it implements (the same
+    settings, port and health name, its pods behind that service's Service), or a service of
+    its own: its `port` (GRPC_PORT's default), and `variables`, the settings it reads besides
+    acme_common's ServerSettings (the Go server's settings mirror them)."""
+    apps = dict(apps)
+    for declaration in sorted(root.glob(f"services/*/{DESCRIPTOR}")):
+        name = declaration.parent.name
+        declared = tomllib.loads(declaration.read_text(encoding="utf-8"))
+        language = str(declared.get("language", "python"))
+        if language == "python":  # its settings.py says it (python_apps)
+            continue
+        deploy = declared.get("deploy", {})
+        if "replica_of" in deploy:
+            twin = apps.get(str(deploy["replica_of"]))
+            if twin is None or twin.language != "python":
+                raise ValueError(f"{declaration}: replica_of names no Python service ({deploy})")
+            apps[name] = dataclasses.replace(
+                twin, name=name, replica_of=twin.name, language=language
+            )
+        elif isinstance(deploy.get("port"), int):
+            package = name.replace("-", "_")
+            camel = "".join(part[:1].upper() + part[1:] for part in package.split("_"))
+            variables = {field.upper() for field in ServerSettings.model_fields}
+            variables |= {str(variable).upper() for variable in deploy.get("variables", [])}
+            apps[name] = App(
+                name,
+                deploy["port"],
+                f"acme.{package}.v1.{camel}Service",
+                frozenset(variables),
+                language=language,
+            )
+        else:
+            raise ValueError(
+                f"{declaration}: [deploy] needs replica_of (a Python service) or port ({deploy})"
+            )
+    return apps
+
+
+def python_apps() -> dict[str, App]:
+    """The Python services, from their settings.py (discovered_apps)."""
     apps: dict[str, App] = {}
     for settings_file in sorted(ROOT.glob("services/*/src/*/settings.py")):
         package = settings_file.parent.name
@@ -198,7 +256,8 @@ class Manifests:
         self.shared_configmaps = {name for name in references if references.count(name) > 1}
         for app in self.apps.values():
             self.check_deployment(app)
-            self.check_service(app)
+        for name in sorted({app.service for app in self.apps.values()}):
+            self.check_service(name)
         self.check_certificates()
         self.check_targets()
         self.check_secrets_shipped()
@@ -387,29 +446,40 @@ class Manifests:
         if secret_name:
             self.tls_secrets[app.name] = secret_name
 
-    def check_service(self, app: App) -> None:
-        """The Service selects this app's pods only, exposes its main port under the same name
-        and never the admin port (the kubelet's probes reach pods directly)."""
-        where = f"Service/{app.name}"
-        service = self.find("Service", app.name)
+    def behind(self, service: str) -> list[App]:
+        """The apps whose pods the Service `service` should select: the app of that name and
+        its replicas in other languages."""
+        return [app for app in self.apps.values() if app.service == service]
+
+    def check_service(self, name: str) -> None:
+        """The Service selects the pods of its app and of that app's replicas (in other
+        languages) only, exposes their main port under the same name and never the admin
+        port (the kubelet's probes reach pods directly)."""
+        where = f"Service/{name}"
+        service = self.find("Service", name)
         if service is None:
             self.problem(where, "not rendered")
             return
+        apps = self.behind(name)
         selector = dig(service, "spec", "selector", default={})
-        selected = [
+        selected = sorted(
             dig(d, "metadata", "name")
             for d in self.of_kind("Deployment")
             if selector
             and selector.items() <= dig(d, "spec", "template", "metadata", "labels").items()
-        ]
-        if selected != [app.name]:
+        )
+        if selected != sorted(app.name for app in apps):
             self.problem(where, f"selector {selector} selects Deployments {selected}")
         for exposed in dig(service, "spec", "ports", default=[]):
             if exposed.get("targetPort") in ("admin", ADMIN_PORT) or exposed.get("name") == "admin":
                 self.problem(where, "exposes the plaintext admin port (probes reach pods directly)")
-        port = named(dig(service, "spec", "ports"), app.kind) or {}
-        if port.get("port") != app.port or port.get("targetPort") not in (app.kind, app.port):
-            self.problem(where, f"port {app.kind} must be {app.port} -> targetPort {app.kind}")
+        for app in apps:
+            port = named(dig(service, "spec", "ports"), app.kind) or {}
+            if port.get("port") != app.port or port.get("targetPort") not in (app.kind, app.port):
+                self.problem(
+                    where,
+                    f"port {app.kind} must be {app.port} -> targetPort {app.kind} ({app.name})",
+                )
 
     def check_certificates(self) -> None:
         """Where cert-manager Certificates are rendered: one issues each service's TLS Secret,
@@ -436,7 +506,8 @@ class Manifests:
                 continue
             namespace = dig(certificate, "metadata", "namespace")
             names = set(dig(certificate, "spec", "dnsNames", default=[]))
-            for dialled in (app_name, f"{app_name}.{namespace}.svc"):
+            service = self.apps[app_name].service  # the name its clients dial
+            for dialled in (service, f"{service}.{namespace}.svc"):
                 if dialled not in names:
                     self.problem(where, f"dnsNames {sorted(names)} lack {dialled}")
             usages = set(dig(certificate, "spec", "usages", default=[]))
@@ -470,13 +541,28 @@ class Manifests:
         if service is None or self.apps.get(name, App("", 0, "", frozenset(), "")).kind != "grpc":
             self.problem(where, f"{variable} {text}: no Service {name} of a gRPC service")
             return
+        self.check_dialled_service(where, f"{variable} {text}", name, service, host)
+        for app in self.behind(name):  # every implementation its calls may reach
+            self.check_dialled_app(where, client, prefix, app.name, match.group(1), port)
+
+    def check_dialled_service(
+        self, where: str, target: str, name: str, service: Obj, host: list[str]
+    ) -> None:
+        """The Service a target dials: in the client's namespace, headless, ready pods only."""
         namespace = dig(service, "metadata", "namespace")
         if host[1:] not in ([], [namespace], [namespace, "svc"], [namespace, *CLUSTER_DOMAIN]):
-            self.problem(where, f"{variable} {text} is not in namespace {namespace}")
+            self.problem(where, f"{target} is not in namespace {namespace}")
         if dig(service, "spec", "clusterIP") != "None":
             self.problem(f"Service/{name}", "must be headless (clusterIP: None) for round_robin")
         if dig(service, "spec", "publishNotReadyAddresses"):
             self.problem(f"Service/{name}", "must not publish pods that are not ready")
+
+    def check_dialled_app(
+        self, where: str, client: str, prefix: str, name: str, dialled: str, port: int
+    ) -> None:
+        """What a client of the Service must agree on with one app behind it (`name`): its
+        grpc port, TLS, client certificates, tokens and certificate names."""
+        variable = f"{prefix}TARGET"
         pods_port = dig(named(dig(self.container(name), "ports"), "grpc"), "containerPort")
         if port != pods_port:
             self.problem(where, f"{variable} port {port} != {name}'s grpc port {pods_port}")
@@ -496,10 +582,8 @@ class Manifests:
             self.problem("Secret", f"{client}'s {prefix}AUTH_TOKEN is not in {name}'s AUTH_TOKENS")
         certificate = self.certificates_by_secret.get(self.tls_secrets.get(name, ""))
         names = dig(certificate, "spec", "dnsNames", default=[])
-        if certificate is not None and match.group(1) not in names:
-            self.problem(
-                where, f"{variable} host {match.group(1)} is not in {name}'s dnsNames {names}"
-            )
+        if certificate is not None and dialled not in names:
+            self.problem(where, f"{variable} host {dialled} is not in {name}'s dnsNames {names}")
 
     def check_secrets_shipped(self) -> None:
         """An overlay ships every Secret its pods use (dev) or none of them (prod: the

@@ -14,8 +14,8 @@ overlay that offers components/cert-manager as a commented line is checked with 
 * invariants derived from the code (tools/k8s_invariants.py): ports, settings names, probes on
   the admin port, TLS wiring, targets.
 * generic hardening and good practice: kube-score, pinned in tools/go/go.mod and installed with
-  `go -C tools/go install tool` (.ci/run does it). Without it the check is skipped with a loud
-  line; ACME_REQUIRE_GO_TOOLS=1 (CI) makes that an error.
+  `GOWORK=off go -C tools/go install tool` (.ci/run does it). Without it the check is skipped
+  with a loud line; ACME_REQUIRE_GO_TOOLS=1 (CI) makes that an error.
 
 One summary line per overlay; exit 1 on any error.
 """

@@ -93,6 +93,15 @@ def greeter(
     return ServerProcess(name, python("greeter"), logs / f"{name}.log", env=env, port=port)
 
 
+def greeter_go(binary: Path, name: str, logs: Path, token: str) -> ServerProcess:
+    """services/greeter-go (built by bench.toolchain.go_server) with the settings of greeter():
+    the same environment variables, the same production stack (JSON access log at INFO, auth,
+    metrics; its grpc_code labels are grpc-go's names: see GO_CODE_NAMES)."""
+    port = procs.free_port()
+    env = production_env(name, token, port)
+    return ServerProcess(name, [str(binary)], logs / f"{name}.log", env=env, port=port)
+
+
 def caller(name: str, logs: Path, token: str, greeter_address: str) -> ServerProcess:
     port = procs.free_port()
     env = production_env(name, token, port)
@@ -120,6 +129,29 @@ def gateway(name: str, logs: Path, token: str, greeter: str, caller: str) -> Ser
         }
     )
     return ServerProcess(name, python("gateway"), logs / f"{name}.log", env=env, port=port)
+
+
+# grpc_server_handled_total's grpc_code of greeter-go (go-grpc-middleware's Prometheus provider:
+# codes.Code.String()) -> the name the Python services use (services/greeter-go/README.md).
+GO_CODE_NAMES = {
+    "OK": "OK",
+    "Canceled": "CANCELLED",
+    "Unknown": "UNKNOWN",
+    "InvalidArgument": "INVALID_ARGUMENT",
+    "DeadlineExceeded": "DEADLINE_EXCEEDED",
+    "NotFound": "NOT_FOUND",
+    "AlreadyExists": "ALREADY_EXISTS",
+    "PermissionDenied": "PERMISSION_DENIED",
+    "ResourceExhausted": "RESOURCE_EXHAUSTED",
+    "FailedPrecondition": "FAILED_PRECONDITION",
+    "Aborted": "ABORTED",
+    "OutOfRange": "OUT_OF_RANGE",
+    "Unimplemented": "UNIMPLEMENTED",
+    "Internal": "INTERNAL",
+    "Unavailable": "UNAVAILABLE",
+    "DataLoss": "DATA_LOSS",
+    "Unauthenticated": "UNAUTHENTICATED",
+}
 
 
 def metrics_port(server: ServerProcess) -> int | None:

@@ -57,8 +57,8 @@ def not_available(problem: str) -> NoReturn:
     not_run(
         "CONNECT CONFORMANCE SUITE",
         problem,
-        f"Go and `GOBIN=$(go env GOPATH)/bin go -C tools/go install tool` ({stubs.VERSION}; into "
-        "$(go env GOPATH)/bin)",
+        "Go and `GOWORK=off GOBIN=$(go env GOPATH)/bin go -C tools/go install tool` "
+        f"({stubs.VERSION}; into $(go env GOPATH)/bin)",
         REQUIRE_VARIABLE,
     )
 

@@ -69,6 +69,13 @@ class Container:
         """The container's host name (its short id): the services' default INSTANCE_NAME."""
         return self.id[:12]
 
+    @property
+    def service(self) -> str:
+        """Its compose service: `greeter` (Python) or `greeter-go` for a greeter replica."""
+        return docker(
+            "inspect", "--format", '{{index .Config.Labels "com.docker.compose.service"}}', self.id
+        ).strip()
+
     def state(self) -> dict[str, Any]:
         state: dict[str, Any] = json.loads(
             docker("inspect", "--format", "{{json .State}}", self.id)
@@ -127,6 +134,26 @@ class Stack:
         )
         return [Container(container_id) for container_id in sorted(output.split())]
 
+    def answering_to(self, name: str) -> list[Container]:
+        """The running containers the compose network's DNS gives for `name`: those of the
+        service of that name and of any service with that network alias (greeter-go is one
+        of greeter's replicas), ordered by id."""
+        output = docker(
+            "ps",
+            "--quiet",
+            "--no-trunc",
+            "--filter",
+            f"label=com.docker.compose.project={self.project}",
+        )
+        found: list[Container] = []
+        for container_id in sorted(output.split()):
+            networks = json.loads(
+                docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", container_id)
+            )
+            if any(name in (network.get("Aliases") or []) for network in networks.values()):
+                found.append(Container(container_id))
+        return found
+
 
 @pytest.fixture(scope="session")
 def stack() -> Stack:
@@ -151,7 +178,8 @@ def caller(stack: Stack) -> Iterator[caller_pb2_grpc.CallerServiceStub]:
 
 @pytest.fixture
 def greeters(stack: Stack) -> list[Container]:
-    """The running greeter replicas; the stack runs at least two."""
-    found = stack.running("greeter")
+    """The running greeter replicas behind `dns:///greeter`, Python's and Go's; the stack runs
+    at least two of each kind between them (two Python, one Go)."""
+    found = stack.answering_to("greeter")
     assert len(found) >= 2, f"expected at least 2 running greeter replicas, found {len(found)}"
     return found

@@ -1,5 +1,5 @@
 """Every Caller RPC through the containers: caller's published port -> caller -> greeter
-replicas over the compose network (`dns:///greeter:50051`, round_robin)."""
+replicas over the compose network (`dns:///greeter:50051`, round_robin), Python's and Go's."""
 
 from __future__ import annotations
 
@@ -96,3 +96,28 @@ def test_introduce_all_fans_out_over_more_than_one_greeter_replica(
         time.sleep(0.2)
 
     assert len(instances) >= 2, f"every greeting came from {instances}: no load balancing"
+
+
+def test_caller_spreads_over_the_python_and_the_go_greeter(
+    caller: caller_pb2_grpc.CallerServiceStub, greeters: list[Container]
+) -> None:
+    """Both implementations answer behind the one name, the same way: every greeting names
+    the replica that made it (served_by -> greeter_instance), and the replicas cover both the
+    Python service (`greeter`) and the Go one (`greeter-go`)."""
+    service_of = {greeter.hostname: greeter.service for greeter in greeters}
+    assert set(service_of.values()) == {"greeter", "greeter-go"}, service_of
+    names = [f"person-{index}" for index in range(30)]
+    answered: dict[str, set[str]] = {}  # service -> the messages its replicas sent
+    deadline = time.monotonic() + FANOUT_SETTLE_SECONDS
+    while set(answered) != {"greeter", "greeter-go"} and time.monotonic() < deadline:
+        reply = caller.IntroduceAll(
+            caller_pb2.IntroduceAllRequest(names=names, language="de"), timeout=RPC_TIMEOUT
+        )
+        assert (reply.succeeded, reply.failed) == (len(names), 0)
+        for item in reply.introductions:
+            assert item.message == f"Hallo, {item.name}!"
+            answered.setdefault(service_of[item.greeter_instance], set()).add(item.message)
+        time.sleep(0.2)
+
+    print({service: len(messages) for service, messages in answered.items()})  # pytest -s
+    assert set(answered) == {"greeter", "greeter-go"}, f"replies only from {sorted(answered)}"

@@ -6,7 +6,7 @@ report; a listed case that passes fails the test too, so that the lists stay tru
 both servers still answer a real call and have logged no ERROR.
 
 h2spec is a Go program at the version tools/go/go.mod pins (.ci/run installs it: `GOBIN=$(go env
-GOPATH)/bin go -C tools/go install tool`); the test finds it on PATH or in
+GOPATH)/bin GOWORK=off go -C tools/go install tool`); the test finds it on PATH or in
 $(go env GOPATH)/bin and otherwise skips loudly (ACME_REQUIRE_GO_TOOLS=1: fails). Each case runs
 as its own `h2spec -j report.xml <case>` (the case id is the argument, the outcome is read from
 the JUnit report), WORKERS at a time: most of grpc core's failures are h2spec waiting out its
@@ -57,7 +57,9 @@ from tests.processes import (
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 H2SPEC_VERSION = "v2.2.1"  # tools/go/go.mod's; its newest tag Go accepts (no /v2 path later)
-INSTALL = "`GOBIN=$(go env GOPATH)/bin go -C tools/go install tool` (tools/go/go.mod pins it)"
+INSTALL = (
+    "`GOWORK=off GOBIN=$(go env GOPATH)/bin go -C tools/go install tool` (tools/go/go.mod pins it)"
+)
 H2SPEC_CASES = 145  # v2.2.1's cases without -S (strict); another count is another version
 CASE_TIMEOUT = 1  # h2spec -o: seconds it waits for an expected frame (whole seconds only)
 WORKERS = 8  # h2spec processes at once: they mostly wait, so a 2-core machine runs 8 fine

@@ -382,6 +382,49 @@ CASES = [
         f"TLS_KEY_FILE {TLS_DIR}/k: not a key of the Secret",
         PROD,
     ),
+    # a replica in another language (greeter-go): behind its twin's Service, on its terms
+    Case(
+        "go-replica-not-behind-the-service",
+        on(
+            "Deployment",
+            "greeter-go",
+            ["spec", "template", "metadata", "labels"],
+            {
+                "app.kubernetes.io/name": "greeter-go",
+                "app.kubernetes.io/component": "server",
+                "app.kubernetes.io/part-of": "acme",
+            },
+        ),
+        "selects Deployments ['greeter']",
+    ),
+    Case(
+        "go-replica-on-another-port",
+        on_container("greeter-go", ["ports", 0, "containerPort"], 50061),
+        "GREETER_TARGET port 50051 != greeter-go's grpc port 50061",
+    ),
+    Case(
+        "go-replica-setting-typo",
+        replace_env("greeter-go", "AUTH_TOKENS", {"name": "AUTH_TOKEN", "value": "x"}),
+        "AUTH_TOKEN is not a setting of greeter-go",
+    ),
+    Case(
+        "go-replica-without-client-certificates",
+        replace_env("greeter-go", "TLS_CLIENT_CA_FILE", None),
+        "TLS_CLIENT_CA_FILE is not set: this overlay serves mutual TLS",
+        PROD,
+    ),
+    Case(
+        "go-replica-with-its-own-certificate",
+        lambda objects: next(
+            volume
+            for volume in find(objects, "Deployment", "greeter-go")["spec"]["template"]["spec"][
+                "volumes"
+            ]
+            if volume["name"] == "tls"
+        )["secret"].update(secretName="caller-tls"),
+        "GREETER_TARGET host greeter is not in greeter-go's dnsNames",
+        CERTS,
+    ),
     # cert-manager: the Certificates issue the mounted Secrets for the names clients dial
     Case(
         "certificate-for-another-secret",
@@ -496,7 +539,7 @@ def test_kube_score_reports_what_it_checks(tree: Path) -> None:
         not_run(
             "kube-score's findings",
             "kube-score is not installed",
-            'it with GOBIN="$(go env GOPATH)/bin" go -C tools/go install tool',
+            'it with GOWORK=off GOBIN="$(go env GOPATH)/bin" go -C tools/go install tool',
             "ACME_REQUIRE_GO_TOOLS",
         )
     edit(

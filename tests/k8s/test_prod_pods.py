@@ -1,4 +1,5 @@
-"""The prod overlay's gRPC pods, run as local processes: every gRPC service started with the
+"""The prod overlay's gRPC pods, run as local processes (a Go service as the binary `go
+build` makes of it): every gRPC service started with the
 environment its rendered Deployment gives it (ConfigMaps, Secrets, the TLS files of
 components/tls laid out as the kubelet lays out a Secret volume, certificates shaped like
 components/cert-manager's), then probed as the kubelet probes it and called as its clients
@@ -12,7 +13,10 @@ verified for the Service name (`<PREFIX>_TLS_SERVER_NAME`), as in the cluster.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -97,8 +101,9 @@ def secret_volume(tls_dir: Path, files: dict[str, bytes]) -> None:
 
 
 def issue_like_cert_manager(ca: CertificateAuthority, app: App) -> KeyPair:
-    """A certificate with the dnsNames and usages of the app's components/cert-manager file."""
-    spec = yaml.safe_load((K8S / "components" / "cert-manager" / f"{app.name}.yaml").read_text())
+    """A certificate with the dnsNames and usages of the app's components/cert-manager file
+    (for a replica in another language, its twin's: it mounts that Secret)."""
+    spec = yaml.safe_load((K8S / "components" / "cert-manager" / f"{app.service}.yaml").read_text())
     usages = spec["spec"]["usages"]
     assert "server auth" in usages
     return ca.issue(
@@ -142,6 +147,24 @@ def pod_environment(
     return result
 
 
+def command(app: App, build_dir: Path) -> list[str]:
+    """How to start the app: a Python service as its module, a Go service as the binary
+    `go build` makes of services/<name> (skipped loudly without Go; ACME_REQUIRE_GO_TOOLS=1:
+    fails)."""
+    if app.language == "python":
+        return [sys.executable, "-m", app.name.replace("-", "_")]
+    go = shutil.which("go")
+    if app.language != "go" or go is None:
+        message = f"NOT RUN: {app.name} is in {app.language} and `go` is not on PATH"
+        if os.environ.get("ACME_REQUIRE_GO_TOOLS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    binary = build_dir / app.name  # go build makes build_dir
+    module = ROOT / "services" / app.name
+    subprocess.run([go, "build", "-o", str(binary), "."], cwd=module, check=True, timeout=600)
+    return [str(binary)]
+
+
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
     return CertificateAuthority("acme-ca", tmp_path_factory.mktemp("prod-ca"))
@@ -170,7 +193,7 @@ def pods(
             })  # fmt: skip
             env = pod_environment(app, manifests.envs[name], ports, tls_dir)
             log = root / f"{name}.log"
-            argv = [sys.executable, "-m", name.replace("-", "_")]
+            argv = command(app, root / "bin")
             process = ServiceProcess(name, argv, log, env, ports[name]["grpc"])
             started[name] = Pod(app, container, env, process.start())
         for pod in started.values():
@@ -204,13 +227,13 @@ def test_the_main_port_requires_a_client_certificate_from_the_ca(
     pods: dict[str, Pod], ca: CertificateAuthority
 ) -> None:
     client = ca.issue("client", server=False)
-    for name, pod in pods.items():
+    for pod in pods.values():
         request = health_pb2.HealthCheckRequest(service=pod.app.health)
-        with mtls_channel(pod.main_address, ca, None, name) as channel:
+        with mtls_channel(pod.main_address, ca, None, pod.app.service) as channel:
             with pytest.raises(grpc.RpcError) as refused:
                 health_pb2_grpc.HealthStub(channel).Check(request, timeout=RPC_TIMEOUT)
             assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
-        with mtls_channel(pod.main_address, ca, client, name) as channel:
+        with mtls_channel(pod.main_address, ca, client, pod.app.service) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(request, timeout=RPC_TIMEOUT)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -245,10 +268,10 @@ def test_reflection_is_served_on_the_admin_port_not_the_main_port(
     cluster network."""
     client = ca.issue("client", server=False)
     token = [("authorization", f"Bearer {TOKEN}")]
-    for name, pod in pods.items():
+    for pod in pods.values():
         with grpc.insecure_channel(pod.admin_address) as channel:
             assert pod.app.health in list_services(channel, [])
-        with mtls_channel(pod.main_address, ca, client, name) as channel:
+        with mtls_channel(pod.main_address, ca, client, pod.app.service) as channel:
             with pytest.raises(grpc.RpcError) as refused:
                 list_services(channel, token)
             assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED

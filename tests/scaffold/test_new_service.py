@@ -108,9 +108,14 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def compose_ports(root: Path) -> dict[str, int]:
-    """Each compose service's gRPC port (its PORT build argument)."""
+    """Each compose service's gRPC port (its PORT build argument; a replica in another language,
+    greeter-go, has none: it serves on its twin's port)."""
     services = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]
-    return {name: int(block["build"]["args"]["PORT"]) for name, block in services.items()}
+    return {
+        name: int(block["build"]["args"]["PORT"])
+        for name, block in services.items()
+        if "PORT" in block.get("build", {}).get("args", {})
+    }
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +266,8 @@ def test_the_services_are_complete_and_registered(
         path = before_scaffolding / existing
         if path.is_file():
             assert (scaffolded / existing).read_bytes() == path.read_bytes(), existing
-    assert not list((scaffolded / "services").glob("*/Dockerfile"))
+    # A Python service's image comes from services/Dockerfile (only Go services have their own).
+    assert not [name for name in NAMES if (scaffolded / "services" / name / "Dockerfile").exists()]
 
 
 def test_the_generated_tests_and_the_manifest_invariants_pass(scaffolded: Path) -> None:
@@ -295,3 +301,117 @@ def test_the_same_name_again_is_refused(scaffolded: Path) -> None:
     assert result.returncode == 2
     assert f"services/{NAME} already exists" in result.stderr
     assert snapshot(scaffolded) == before
+
+
+# --lang go: NAME in Go, on a copy of its own (nothing Python is added, so no virtualenv).
+GO_IMAGE = NAME.replace("_", "-")
+
+
+def go_tool(name: str) -> str:
+    """A Go tool on PATH; without it the Go cases are skipped loudly (ACME_REQUIRE_GO_TOOLS=1,
+    as CI sets: they fail)."""
+    found = shutil.which(name)
+    if found is None:
+        message = f"NOT RUN: `{name}` is not on PATH, so a scaffolded Go service cannot be built"
+        if os.environ.get("ACME_REQUIRE_GO_TOOLS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+@pytest.fixture(scope="module")
+def go_scaffolded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy with NAME scaffolded in Go."""
+    go_tool("go")
+    repo = copy_repository(tmp_path_factory.mktemp("go-scaffolded"))
+    result = scaffold(repo, NAME, "--lang", "go")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return repo
+
+
+def test_go_dry_run_writes_nothing(pristine: Path) -> None:
+    before = snapshot(pristine)
+    result = scaffold(pristine, NAME, "--lang", "go", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert f"  + services/{GO_IMAGE}/main.go" in result.stdout
+    assert snapshot(pristine) == before
+
+
+def test_go_a_failing_step_rolls_everything_back(tmp_path: Path) -> None:
+    repo = copy_repository(tmp_path / "repo")
+    before = snapshot(repo)
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    fake_go = fake_bin / "go"
+    fake_go.write_text("#!/bin/sh\necho 'simulated go failure' >&2\nexit 1\n")
+    fake_go.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = scaffold(repo, NAME, "--lang", "go", env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "simulated go failure" in result.stderr
+    assert "rolled back" in result.stderr
+    assert snapshot(repo) == before
+
+
+def test_go_service_is_complete_and_registered(
+    go_scaffolded: Path, before_scaffolding: Path
+) -> None:
+    service = go_scaffolded / "services" / GO_IMAGE
+    for relative in ["go.mod", "go.sum", "main.go", "Dockerfile", "README.md", "service.toml"]:
+        assert (service / relative).is_file(), relative
+    package = NAME.replace("_", "")
+    for relative in ["rules.go", "rules_test.go", "service.go"]:
+        assert (service / "internal" / package / relative).is_file(), relative
+    assert (go_scaffolded / "libs/protos-go/acme" / NAME / "v1" / f"{NAME}_grpc.pb.go").is_file()
+    assert f"./services/{GO_IMAGE}" in (go_scaffolded / "go.work").read_text()
+    port = max(compose_ports(before_scaffolding).values()) + 1
+    block = yaml.safe_load((go_scaffolded / "docker-compose.yml").read_text())["services"][GO_IMAGE]
+    assert block["build"] == {
+        "context": ".",
+        "dockerfile": f"services/{GO_IMAGE}/Dockerfile",
+        "args": {"PORT": str(port)},
+    }
+    workspace = tomllib.loads((go_scaffolded / "pyproject.toml").read_text())["tool"]["uv"]
+    assert f"services/{GO_IMAGE}" in workspace["workspace"]["exclude"]
+    uv = shutil.which("uv")
+    if uv is not None:  # the workspace still resolves, and its lock is unchanged
+        run_ok([uv, "lock", "--check"], go_scaffolded)
+    declared = tomllib.loads((service / "service.toml").read_text())
+    assert declared["language"] == "go"
+    assert declared["deploy"]["port"] == port
+    assert declared["implements"] == [f"acme.{NAME}.v1.{CAMEL}Service"]
+    for existing in glob("services/*/**", root_dir=before_scaffolding, recursive=True):
+        path = before_scaffolding / existing
+        if path.is_file():
+            assert (go_scaffolded / existing).read_bytes() == path.read_bytes(), existing
+
+
+def test_go_service_builds_vets_and_its_own_test_passes(go_scaffolded: Path) -> None:
+    go = go_tool("go")
+    service = go_scaffolded / "services" / GO_IMAGE
+    run_ok([go, "build", "-o", os.devnull, "."], service)
+    run_ok([go, "vet", "./..."], service)
+    run_ok([go, "mod", "tidy", "-diff"], service)
+    output = run_ok([go, "test", "-race", "./..."], service)
+    assert f"ok  \tacme.example/{GO_IMAGE}/internal/" in output
+    gobin = run_ok([go, "env", "GOPATH"], service).strip() + "/bin/golangci-lint"
+    if Path(gobin).is_file():  # installed by nox -s lint (tools/go/golangci-lint pins it)
+        config = str(go_scaffolded / ".golangci.yml")
+        run_ok([gobin, "run", f"--config={config}", "./..."], service)
+
+
+def test_go_service_passes_the_repository_checks(go_scaffolded: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(go_scaffolded)}
+    python = sys.executable
+    run_ok([python, "tools/codegen.py", "--check"], go_scaffolded, env)
+    # A Go service reads the shared ServerSettings: their table already documents it.
+    run_ok([python, "tools/docs_config.py", "--check"], go_scaffolded, env)
+    run_ok([python, "tools/docs_links.py"], go_scaffolded, env)
+    run_ok([python, "tools/validate_k8s.py"], go_scaffolded, env)
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    run_ok([hadolint, f"services/{GO_IMAGE}/Dockerfile"], go_scaffolded)
+    output = run_ok(
+        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/k8s"], go_scaffolded, env
+    )
+    assert " passed" in output
+    assert "failed" not in output

@@ -18,11 +18,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def copy_of_repo(tmp_path: Path) -> Path:
     """The parts codegen reads and writes, copied so the real tree is never touched: the
-    protos, the stubs, and the gateway's web page with its generators (tools/webgen.py; the
-    copy links to the real node_modules, installed here when npm can)."""
+    protos, the Python and Go stubs, the Go module pinning the Go plugins, and the gateway's
+    web page with its generators (tools/webgen.py; the copy links to the real node_modules,
+    installed here when npm can)."""
     shutil.copytree(ROOT / "proto", tmp_path / "proto")
     shutil.copytree(ROOT / "libs" / "protos" / "src", tmp_path / "libs" / "protos" / "src")
+    shutil.copytree(ROOT / "libs" / "protos-go", tmp_path / "libs" / "protos-go")
     (tmp_path / "tools").mkdir()
+    shutil.copytree(
+        ROOT / "tools" / "go",
+        tmp_path / "tools" / "go",
+        ignore=shutil.ignore_patterns("golangci-lint"),
+    )
     for script in ("codegen.py", "webgen.py"):
         shutil.copy(ROOT / "tools" / script, tmp_path / "tools" / script)
     web = Path("services") / "gateway" / "web"
@@ -70,6 +77,9 @@ def test_check_fails_after_unregenerated_proto_edit_and_regeneration_fixes_it(
     assert "acme/greeter/v1/greeter_pb2.py" in result.stdout
     assert "acme/greeter/v1/greeter_pb2.pyi" in result.stdout
     assert "caller_pb2.py" not in result.stdout
+    if shutil.which("go") is not None:  # the Go stubs are checked too
+        assert "libs/protos-go/acme/greeter/v1/greeter.pb.go" in result.stdout
+        assert "caller.pb.go" not in result.stdout
 
     regenerated = codegen(repo)
     assert regenerated.returncode == 0, regenerated.stderr

@@ -25,6 +25,17 @@ least). Nothing is written before the name, the rendered proto (buf build, lint,
 Python (ruff) and every edited file (parsed back) are checked; if a later step fails, every
 created path is removed and every edited file restored.
 
+With `--lang go` (`nox -s new_service -- <name> --lang go`) the same shape in Go, from
+templates/go: the same proto; services/<name with dashes>/ as a Go module of its own
+(acme.example/<name>, listed in go.work) with main.go on the shared Go server of libs/common-go,
+internal/<package>/rules.go, rules_test.go and service.go, its Dockerfile (a Go builder stage,
+distroless nonroot; PORT build argument), README.md and service.toml (its descriptor: language,
+contract, build and run, `[deploy] port`, which tools/k8s_invariants.py reads as a Python
+service's settings.py); the same Kubernetes manifests and lists, and a compose block on its own
+Dockerfile. Instead of `uv add` and the settings table: `go work use`, the stubs (Python and Go,
+libs/protos-go) and `go mod tidy` (go.mod, go.sum). A Go service that is not a replica of a
+Python one has no `-go` suffix: that suffix only tells greeter-go from its Python twin.
+
 Exit codes: 0 done, 1 a step failed (rolled back), 2 name refused or tools missing.
 """
 
@@ -71,8 +82,26 @@ OVERLAY_IMAGES = {
         "    newTag: 0.1.0\n"
     ),
 }
+LANGUAGES = ("python", "go")
+GO_WORK = "go.work"
+# Go's keywords and predeclared names a package (the service's name without underscores) may
+# not take.
+GO_RESERVED = frozenset(
+    """break case chan const continue default defer else fallthrough for func go goto if import
+    interface map package range return select struct switch type var any bool byte error string
+    rune int uint nil true false iota len cap new make""".split()  # noqa: SIM905
+)
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]+)\s*\}\}")
 
+# The manifests, the same in every language.
+K8S_FILES = [
+    ("k8s/kustomization.yaml.tmpl", "deploy/k8s/base/{{image}}/kustomization.yaml"),
+    ("k8s/deployment.yaml.tmpl", "deploy/k8s/base/{{image}}/deployment.yaml"),
+    ("k8s/service.yaml.tmpl", "deploy/k8s/base/{{image}}/service.yaml"),
+    ("k8s/pdb.yaml.tmpl", "deploy/k8s/base/{{image}}/pdb.yaml"),
+    ("k8s/tls.yaml.tmpl", "deploy/k8s/components/tls/{{image}}.yaml"),
+    ("k8s/certificate.yaml.tmpl", "deploy/k8s/components/cert-manager/{{image}}.yaml"),
+]
 # (template, destination) pairs; destinations are templates too.
 FILES = [
     ("service.proto.tmpl", "proto/acme/{{name}}/v1/{{name}}.proto"),
@@ -84,12 +113,20 @@ FILES = [
     ("service.py.tmpl", "services/{{name}}/src/{{name}}/service.py"),
     ("tests/test_rules.py.tmpl", "services/{{name}}/tests/test_rules.py"),
     ("tests/test_process.py.tmpl", "services/{{name}}/tests/test_process.py"),
-    ("k8s/kustomization.yaml.tmpl", "deploy/k8s/base/{{image}}/kustomization.yaml"),
-    ("k8s/deployment.yaml.tmpl", "deploy/k8s/base/{{image}}/deployment.yaml"),
-    ("k8s/service.yaml.tmpl", "deploy/k8s/base/{{image}}/service.yaml"),
-    ("k8s/pdb.yaml.tmpl", "deploy/k8s/base/{{image}}/pdb.yaml"),
-    ("k8s/tls.yaml.tmpl", "deploy/k8s/components/tls/{{image}}.yaml"),
-    ("k8s/certificate.yaml.tmpl", "deploy/k8s/components/cert-manager/{{image}}.yaml"),
+    *K8S_FILES,
+]
+# --lang go: the same proto and manifests (they are language-neutral), the service in Go.
+GO_FILES = [
+    ("service.proto.tmpl", "proto/acme/{{name}}/v1/{{name}}.proto"),
+    ("go/go.mod.tmpl", "services/{{image}}/go.mod"),
+    ("go/main.go.tmpl", "services/{{image}}/main.go"),
+    ("go/internal/rules.go.tmpl", "services/{{image}}/internal/{{gopkg}}/rules.go"),
+    ("go/internal/rules_test.go.tmpl", "services/{{image}}/internal/{{gopkg}}/rules_test.go"),
+    ("go/internal/service.go.tmpl", "services/{{image}}/internal/{{gopkg}}/service.go"),
+    ("go/Dockerfile.tmpl", "services/{{image}}/Dockerfile"),
+    ("go/README.md.tmpl", "services/{{image}}/README.md"),
+    ("go/service.toml.tmpl", "services/{{image}}/service.toml"),
+    *K8S_FILES,
 ]
 
 
@@ -107,6 +144,11 @@ class Names:
 
     name: str  # python package, proto package segment, console script: order_history
     port: int
+    lang: str = "python"
+
+    @property
+    def gopkg(self) -> str:  # orderhistory: the Go package of its rules and service
+        return self.name.replace("_", "")
 
     @property
     def camel(self) -> str:  # OrderHistory: <Name>Service, <Name>Settings
@@ -123,6 +165,7 @@ class Names:
             "dist": self.image,
             "image": self.image,
             "port": str(self.port),
+            "gopkg": self.gopkg,
         }
 
 
@@ -166,14 +209,15 @@ def installed_module(name: str) -> bool:
         return True
 
 
-def name_problems(name: str, root: Path) -> list[str]:
-    """Every reason name cannot be a new service; empty when it can."""
+def name_problems(name: str, root: Path, lang: str = "python") -> list[str]:
+    """Every reason name cannot be a new service in lang; empty when it can."""
     if not NAME_PATTERN.fullmatch(name or "-"):
         return [f"{name!r} is not a lowercase identifier ([a-z][a-z0-9_]*), e.g. `billing`"]
     image = Names(name, 0).image
     taken = [
         f"{path} already exists" for path in (
-            f"services/{name}", f"proto/acme/{name}", f"libs/protos/src/acme/{name}",
+            f"services/{name}", f"services/{image}", f"proto/acme/{name}",
+            f"libs/protos/src/acme/{name}", f"libs/protos-go/acme/{name}",
             f"deploy/k8s/base/{image}",
         ) if (root / path).exists()
     ]  # fmt: skip
@@ -191,6 +235,7 @@ def name_problems(name: str, root: Path) -> list[str]:
         (name in RESERVED_NAMES or (root / name).exists(), "reserved: a top-level name here"),
         (find_tool(name) is not None, f"the name of an installed command ({find_tool(name)})"),
         (installed_module(name), "an installed module: importing the service would find it"),
+        (lang == "go" and name.replace("_", "") in GO_RESERVED, "a Go keyword or predeclared name"),
     ]
     return [f"{name!r} is {why}" for failed, why in checks if failed]
 
@@ -219,7 +264,7 @@ def stage(names: Names, root: Path, staging: Path) -> dict[str, str]:
     values = names.values()
     files = {
         render(destination, values): render((TEMPLATES / template).read_text("utf-8"), values)
-        for template, destination in FILES
+        for template, destination in (GO_FILES if names.lang == "go" else FILES)
     }
     for relative, text in files.items():
         (staging / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -232,6 +277,12 @@ def stage(names: Names, root: Path, staging: Path) -> dict[str, str]:
     run_step([tool("buf"), "build"], module, "buf build of the new contract")
     run_step([tool("buf"), "lint", "--path", new], module, "buf lint of the new contract")
     run_step([tool("buf"), "format", "--diff", "--exit-code", "--path", new], module, "buf format")
+    if names.lang == "go":
+        go = [relative for relative in files if relative.endswith(".go")]
+        unformatted = run_step([tool("gofmt"), "-l", *go], staging, "gofmt")
+        if unformatted:
+            raise ScaffoldError(f"gofmt would change (a template bug): {unformatted}")
+        return files
     # Import order waits for the files' place in the tree (first-party is found there).
     python = [relative for relative in files if relative.endswith(".py")]
     config = ["--config", str(root / "pyproject.toml")]
@@ -271,7 +322,10 @@ def edits(names: Names, root: Path) -> dict[str, str]:
     """The new text of every file the service is added to, each parsed back and checked."""
     image = names.image
     compose_text = (root / COMPOSE_FILE).read_text("utf-8")
-    block = render((TEMPLATES / "compose-service.yml.tmpl").read_text("utf-8"), names.values())
+    compose_template = (
+        "go/compose-service.yml.tmpl" if names.lang == "go" else "compose-service.yml.tmpl"
+    )
+    block = render((TEMPLATES / compose_template).read_text("utf-8"), names.values())
     texts = {COMPOSE_FILE: compose_text.rstrip("\n") + "\n\n" + block}
     # Each edited file, the top-level list it gets an entry in, and the entry's name there.
     lists = {
@@ -336,6 +390,9 @@ def apply(names: Names, files: dict[str, str], root: Path) -> None:
             transaction.create(relative, text)
         for relative, text in edits(names, root).items():
             transaction.edit(relative, text)
+        if names.lang == "go":
+            apply_go(names, root, transaction)
+            return
         transaction.edit("pyproject.toml")
         transaction.edit("uv.lock")
         print(f"new_service: uv add {names.image}", flush=True)
@@ -353,17 +410,45 @@ def apply(names: Names, files: dict[str, str], root: Path) -> None:
         raise
 
 
+def apply_go(names: Names, root: Path, transaction: Transaction) -> None:
+    """The Go service's steps after its files are written: go.work, the stubs, go.mod/go.sum."""
+    go = tool("go")
+    pyproject = (root / "pyproject.toml").read_text("utf-8")
+    excluded = re.sub(  # not a uv workspace member: no pyproject.toml (members glob services/*)
+        r"(?m)^(exclude = \[.*)\]$", rf'\1, "services/{names.image}"]', pyproject, count=1
+    )
+    if excluded == pyproject:
+        raise ScaffoldError("pyproject.toml has no one-line `exclude = [...]` of the uv workspace")
+    transaction.edit("pyproject.toml", excluded)
+    transaction.edit(GO_WORK)
+    module = f"./services/{names.image}"
+    print(f"new_service: go work use {module}", flush=True)
+    run_step([go, "work", "use", module], root, "go work use")
+    transaction.created.append(root / "libs/protos/src/acme" / names.name)
+    transaction.created.append(root / "libs/protos-go/acme" / names.name)
+    print("new_service: python tools/codegen.py", flush=True)
+    print(run_step([sys.executable, "tools/codegen.py"], root, "codegen"), flush=True)
+    if not (root / "libs/protos-go/acme" / names.name).is_dir():
+        raise ScaffoldError("codegen wrote no Go stubs (is `go` on PATH?)")
+    print(f"new_service: go mod tidy in services/{names.image}", flush=True)
+    run_step([go, "mod", "tidy"], root / "services" / names.image, "go mod tidy")
+    run_step([go, "vet", "./..."], root / "services" / names.image, "go vet")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", help="lowercase identifier, e.g. billing or order_history")
     parser.add_argument("--dry-run", action="store_true", help="check and render, write nothing")
+    parser.add_argument(
+        "--lang", choices=LANGUAGES, default="python", help="the service's language (python)"
+    )
     args = parser.parse_args(argv)
     name: str = args.name
     try:
-        problems = name_problems(name, ROOT)
+        problems = name_problems(name, ROOT, args.lang)
         if problems:
             raise NameRefused("\n".join(f"  - {problem}" for problem in problems))
-        names = Names(name, next_port(ROOT))
+        names = Names(name, next_port(ROOT), args.lang)
         with tempfile.TemporaryDirectory(prefix="new-service-") as staging:
             files = stage(names, ROOT, Path(staging))
         edited = sorted(edits(names, ROOT))
@@ -378,7 +463,15 @@ def main(argv: list[str] | None = None) -> int:
     verb = "would create" if args.dry_run else "created"
     print(f"new_service: {verb} acme.{name}.v1.{names.camel}Service on port {names.port}")
     print("\n".join([*(f"  + {f}" for f in sorted(files)), *(f"  ~ {f}" for f in edited)]))
-    if not args.dry_run:
+    if not args.dry_run and names.lang == "go":
+        print(
+            "  ~ go.work (go work use), pyproject.toml (uv workspace exclude)\n"
+            f"  + services/{names.image}/go.sum (go mod tidy)\n"
+            f"  + libs/protos/src/acme/{name}/, libs/protos-go/acme/{name}/ (stubs)\n"
+            f"next: go test -race ./... in services/{names.image}; edit the proto, then"
+            " nox -s codegen"
+        )
+    elif not args.dry_run:
         print(
             f"  ~ pyproject.toml, uv.lock (uv add)\n  + libs/protos/src/acme/{name}/ (stubs)\n"
             f"next: nox -s tests -- services/{name}; edit the proto, then nox -s codegen"
