@@ -167,15 +167,20 @@ def test_bad_names_are_refused_and_nothing_is_written(
     assert snapshot(pristine) == before
 
 
+def failing_tool(tmp_path: Path, tool: str) -> dict[str, str]:
+    """An environment whose `tool` fails at once (a step of the scaffold that goes wrong)."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    fake = fake_bin / tool
+    fake.write_text(f"#!/bin/sh\necho 'simulated {tool} failure' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    return {**os.environ, "PATH": f"{fake_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def test_a_failing_step_rolls_everything_back(tmp_path: Path) -> None:
     repo = copy_repository(tmp_path / "repo")
     before = snapshot(repo)
-    fake_bin = tmp_path / "bin"
-    fake_bin.mkdir()
-    fake_uv = fake_bin / "uv"
-    fake_uv.write_text("#!/bin/sh\necho 'simulated uv failure' >&2\nexit 1\n")
-    fake_uv.chmod(0o755)
-    env = {**os.environ, "PATH": f"{fake_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = failing_tool(tmp_path, "uv")
     result = scaffold(repo, NAME, env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "uv add failed" in result.stderr
@@ -340,12 +345,7 @@ def test_go_dry_run_writes_nothing(pristine: Path) -> None:
 def test_go_a_failing_step_rolls_everything_back(tmp_path: Path) -> None:
     repo = copy_repository(tmp_path / "repo")
     before = snapshot(repo)
-    fake_bin = tmp_path / "bin"
-    fake_bin.mkdir()
-    fake_go = fake_bin / "go"
-    fake_go.write_text("#!/bin/sh\necho 'simulated go failure' >&2\nexit 1\n")
-    fake_go.chmod(0o755)
-    env = {**os.environ, "PATH": f"{fake_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = failing_tool(tmp_path, "go")
     result = scaffold(repo, NAME, "--lang", "go", env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "simulated go failure" in result.stderr
