@@ -12,6 +12,8 @@ protos carry no go_package. The Go plugins are the versions tools/go/go.mod pins
 with `go install` into $(go env GOPATH)/bin first (a no-op when they are built already).
 With --check nothing is written: the committed stubs are compared with a fresh generation and
 every file that differs is named; the exit code is 1 when anything differs.
+Both modes run `buf lint` (buf.yaml: the STANDARD rules) first and stop, exit code 1, on a
+contract error, naming each broken rule: nothing is generated from a contract CI would refuse.
 """
 
 from __future__ import annotations
@@ -66,12 +68,30 @@ PROTOC = [
 ]
 
 
+def tool(name: str) -> str | None:
+    """An executable of this Python's environment (the locked dev tools), else from PATH."""
+    search_path = os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")])
+    return shutil.which(name, path=search_path)
+
+
+def contract_errors() -> str | None:
+    """What `buf lint` says about proto/ (the module of ROOT/buf.yaml), one line per broken
+    rule as `file(line,column) : error RULE_ID : message`; None when the contracts pass."""
+    buf = tool("buf")
+    if buf is None:
+        sys.exit("codegen: buf not found on PATH (install the dev group)")
+    result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        [buf, "lint", "--error-format=msvs"], cwd=ROOT, capture_output=True, text=True
+    )
+    if result.returncode == 0:
+        return None
+    return (result.stdout + result.stderr).strip() or f"buf lint exited {result.returncode}"
+
+
 def generate(out_dir: Path) -> None:
     """Run protoc with the python, grpc_python, mypy and mypy_grpc plugins into out_dir."""
     protos = proto_files()
-    search_path = os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")])
-    mypy_plugin = shutil.which("protoc-gen-mypy", path=search_path)
-    mypy_grpc_plugin = shutil.which("protoc-gen-mypy_grpc", path=search_path)
+    mypy_plugin, mypy_grpc_plugin = tool("protoc-gen-mypy"), tool("protoc-gen-mypy_grpc")
     if mypy_plugin is None or mypy_grpc_plugin is None:
         sys.exit("codegen: mypy-protobuf plugins not found on PATH (install the dev group)")
     command = [
@@ -170,6 +190,15 @@ def main(argv: list[str] | None = None) -> int:
         "--check", action="store_true", help="fail if the committed stubs differ from proto/"
     )
     args = parser.parse_args(argv)
+    errors = contract_errors()
+    if errors is not None:
+        print(errors, file=sys.stderr)
+        print(
+            "codegen: `buf lint` refused the contracts above, nothing was generated (the"
+            " naming rules: docs/contracts.md#naming-rules)",
+            file=sys.stderr,
+        )
+        return 1
     plugins = go_plugins()
     if plugins is None:
         message = "codegen: `go` is not on PATH: the Go stubs (libs/protos-go) are left alone"

@@ -1,7 +1,9 @@
-"""The codegen check passes on the committed stubs and fails, naming files, after a proto edit."""
+"""The codegen check passes on the committed stubs and fails, naming files, after a proto edit;
+both modes refuse a contract `buf lint` refuses, before generating anything."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -18,10 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def copy_of_repo(tmp_path: Path) -> Path:
     """The parts codegen reads and writes, copied so the real tree is never touched: the
-    protos, the Python and Go stubs, the Go module pinning the Go plugins, and the gateway's
-    web page with its generators (tools/webgen.py; the copy links to the real node_modules,
-    installed here when npm can)."""
+    protos and buf.yaml, the Python and Go stubs, the Go module pinning the Go plugins, and the
+    gateway's web page with its generators (tools/webgen.py; the copy links to the real
+    node_modules, installed here when npm can)."""
     shutil.copytree(ROOT / "proto", tmp_path / "proto")
+    shutil.copy(ROOT / "buf.yaml", tmp_path / "buf.yaml")
     shutil.copytree(ROOT / "libs" / "protos" / "src", tmp_path / "libs" / "protos" / "src")
     shutil.copytree(ROOT / "libs" / "protos-go", tmp_path / "libs" / "protos-go")
     (tmp_path / "tools").mkdir()
@@ -98,3 +101,61 @@ def test_generation_is_deterministic(tmp_path: Path) -> None:
     repo = copy_of_repo(tmp_path)
     assert codegen(repo).returncode == 0
     assert "0 file(s) changed" in codegen(repo).stdout
+
+
+# A contract of its own (no service of the repository): an RPC that returns its entity itself.
+ENTITY_AS_RESPONSE = """syntax = "proto3";
+
+package acme.lintprobe.v1;
+
+// LintprobeService exists only in this test.
+service LintprobeService {
+  // GetOrder returns the order itself: buf's STANDARD rules want a GetOrderResponse.
+  rpc GetOrder(GetOrderRequest) returns (Order);
+}
+
+// GetOrderRequest names the order.
+message GetOrderRequest {
+  // The order's id.
+  string id = 1;
+}
+
+// Order is the entity.
+message Order {
+  // The order's id.
+  string id = 1;
+}
+"""
+
+
+def generated_files(repo: Path) -> dict[str, str]:
+    """sha256 of every file of a copy outside proto/: what codegen may write (Python and Go
+    stubs, the web page) and the tools (node_modules, a link to the real one, left out)."""
+    return {
+        path.relative_to(repo).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(repo.rglob("*"))
+        if path.is_file()
+        and not {"proto", "node_modules", "__pycache__"}.intersection(path.relative_to(repo).parts)
+    }
+
+
+@pytest.mark.parametrize("mode", [[], ["--check"]], ids=["generate", "check"])
+def test_a_contract_buf_lint_refuses_stops_codegen_before_it_generates(
+    tmp_path: Path, mode: list[str]
+) -> None:
+    repo = copy_of_repo(tmp_path)
+    probe = repo / "proto" / "acme" / "lintprobe" / "v1" / "lintprobe.proto"
+    probe.parent.mkdir(parents=True)
+    probe.write_text(ENTITY_AS_RESPONSE)
+    before = generated_files(repo)
+    result = codegen(repo, *mode)
+    assert result.returncode == 1, result.stdout + result.stderr
+    # buf's own message, with the rule's name and where it broke.
+    assert (
+        "proto/acme/lintprobe/v1/lintprobe.proto(8,42) : error RPC_RESPONSE_STANDARD_NAME :"
+        ' RPC response type "Order" should be named "GetOrderResponse"'
+    ) in result.stderr
+    assert "nothing was generated" in result.stderr
+    assert "codegen check" not in result.stdout  # it stopped before comparing anything
+    assert generated_files(repo) == before
+    assert not (repo / "libs" / "protos" / "src" / "acme" / "lintprobe").exists()

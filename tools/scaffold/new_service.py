@@ -16,9 +16,10 @@ and adds the service where the repository lists services: a block in docker-comp
 resource in deploy/k8s/base/kustomization.yaml, an image in each overlay, its patch and its
 Certificate in those two components' kustomizations. Then `uv add` makes
 it a dependency of the workspace root (so `uv sync` installs it; uv edits pyproject.toml and
-uv.lock), tools/codegen.py generates its stubs and tools/docs_config.py the table of its
-settings in docs/configuration.md. No existing service's file is touched:
-every image comes from services/Dockerfile, and ruff and mypy find packages by glob.
+uv.lock), tools/mypy_path.py adds its src/ to [tool.mypy] mypy_path, tools/codegen.py
+generates its stubs and tools/docs_config.py the table of its settings in
+docs/configuration.md. No existing service's file is touched: every image comes from
+services/Dockerfile, and ruff finds packages by glob.
 
 Its port is the one after the highest PORT build argument in docker-compose.yml (50053 at
 least). Nothing is written before the name, the rendered proto (buf build, lint, format) and
@@ -397,6 +398,7 @@ def apply(names: Names, files: dict[str, str], root: Path) -> None:
         transaction.edit("uv.lock")
         print(f"new_service: uv add {names.image}", flush=True)
         print(run_step([tool("uv"), "add", "--no-sync", names.image], root, "uv add"), flush=True)
+        print(run_step([sys.executable, "tools/mypy_path.py"], root, "mypy_path"), flush=True)
         generated = root / "libs/protos/src/acme" / names.name
         transaction.created.append(generated)
         print("new_service: python tools/codegen.py", flush=True)
@@ -468,13 +470,15 @@ def main(argv: list[str] | None = None) -> int:
             "  ~ go.work (go work use), pyproject.toml (uv workspace exclude)\n"
             f"  + services/{names.image}/go.sum (go mod tidy)\n"
             f"  + libs/protos/src/acme/{name}/, libs/protos-go/acme/{name}/ (stubs)\n"
-            f"next: go test -race ./... in services/{names.image}; edit the proto, then"
-            " nox -s codegen"
+            f"next: go test -race ./... in services/{names.image}; edit the proto (the note at"
+            " its end: the naming rules buf lint enforces), then nox -s codegen"
         )
     elif not args.dry_run:
         print(
-            f"  ~ pyproject.toml, uv.lock (uv add)\n  + libs/protos/src/acme/{name}/ (stubs)\n"
-            f"next: nox -s tests -- services/{name}; edit the proto, then nox -s codegen"
+            "  ~ pyproject.toml, uv.lock (uv add, [tool.mypy] mypy_path)\n"
+            f"  + libs/protos/src/acme/{name}/ (stubs)\n"
+            f"next: nox -s tests -- services/{name}; edit the proto (the note at its end: the"
+            " naming rules buf lint enforces), then nox -s codegen"
         )
     return 0
 
