@@ -38,9 +38,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 # Suites marked integration that run tools, never a server of ours on an event loop: the
 # scaffold (its generated service's own tests run in a child pytest on the default loop), buf
-# breaking, codegen, the other-languages template, the manifests' invariants.
+# breaking, codegen, the other-languages template, the manifests' invariants; and the docs'
+# commands, which test what a reader pastes, not the loop of the stack they call.
 TOOL_SUITES = (
     "tests/scaffold/",
+    "tests/docs/",
     "tests/contracts/test_breaking.py",
     "tests/tools/test_codegen.py",
     "tests/interop/test_other_languages_template.py",

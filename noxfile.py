@@ -292,8 +292,9 @@ def free_port() -> int:
 
 @nox.session(python=PYTHON)
 def compose(session: nox.Session) -> None:
-    """Build the images, start docker-compose.yml under a unique project name on a free host
-    port (`up --wait`: until every container is healthy), run tests/e2e against it, and always
+    """Build the images, start docker-compose.yml under a unique project name on free host
+    ports (`up --wait`: until every container is healthy), run tests/e2e against it (the
+    documented compose commands last: they end with `docker compose down`), and always
     `down -v`. Prints the image sizes and the seconds from `up` to all-healthy.
     Skipped, loudly, without Docker (ACME_REQUIRE_DOCKER=1: fail instead)."""
     problem = docker_problem(engine=True)
@@ -305,8 +306,12 @@ def compose(session: nox.Session) -> None:
     install(session)
 
     project = f"acme-e2e-{uuid.uuid4().hex[:8]}"
-    port, gateway_port = free_port(), free_port()
-    env = {"CALLER_PORT": str(port), "GATEWAY_PUBLISHED_PORT": str(gateway_port)}
+    port, gateway_port, greeter_port = free_port(), free_port(), free_port()
+    env = {
+        "CALLER_PORT": str(port),
+        "GATEWAY_PUBLISHED_PORT": str(gateway_port),
+        "GREETER_PUBLISHED_PORT": str(greeter_port),
+    }
     docker_compose = ["docker", "compose", "-f", COMPOSE_FILE, "-p", project]
     passed = False
     try:
@@ -327,6 +332,7 @@ def compose(session: nox.Session) -> None:
                 "ACME_E2E_PROJECT": project,
                 "ACME_E2E_CALLER_ADDRESS": f"127.0.0.1:{port}",
                 "ACME_E2E_GATEWAY_ADDRESS": f"127.0.0.1:{gateway_port}",
+                "ACME_E2E_GREETER_ADDRESS": f"127.0.0.1:{greeter_port}",
             },
         )
         passed = True

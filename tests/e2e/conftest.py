@@ -6,11 +6,13 @@ The session hands the stack over in two environment variables:
 * ACME_E2E_PROJECT: the compose project name (`docker compose -p`), which labels every
   container of the stack (`com.docker.compose.project`);
 * ACME_E2E_CALLER_ADDRESS: host:port of caller's port published on the host;
-* ACME_E2E_GATEWAY_ADDRESS: host:port of the HTTP gateway's port published on the host.
+* ACME_E2E_GATEWAY_ADDRESS: host:port of the HTTP gateway's port published on the host;
+* ACME_E2E_GREETER_ADDRESS: host:port of the greeter replica's port published on the host.
 
 Without them (e.g. a bare `pytest`) every test here is skipped: run `nox -s compose`.
 Containers are always addressed by id, never by name or by `docker compose`, so several
-stacks can run side by side.
+stacks can run side by side; only the documented commands (test_documented_commands.py) use
+`docker compose`, as the docs do, under the session's project name, and run last.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -31,6 +34,9 @@ from acme.caller.v1 import caller_pb2_grpc
 PROJECT_VARIABLE = "ACME_E2E_PROJECT"
 ADDRESS_VARIABLE = "ACME_E2E_CALLER_ADDRESS"
 GATEWAY_VARIABLE = "ACME_E2E_GATEWAY_ADDRESS"
+GREETER_VARIABLE = "ACME_E2E_GREETER_ADDRESS"
+HERE = Path(__file__).resolve().parent
+LAST_MODULE = "test_documented_commands.py"  # its commands end with `docker compose down`
 
 RPC_TIMEOUT = 10.0  # client deadline of every call that is expected to succeed
 DOCKER_TIMEOUT = 60.0  # seconds one docker CLI command may take
@@ -44,6 +50,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "e2e: runs against the Docker Compose stack started by `nox -s compose`"
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The documented commands after every other test of the stack (a stable sort), as the
+    last of them stop it. (pluggy passes only the arguments named here.)"""
+    items.sort(key=lambda item: item.path.name == LAST_MODULE and item.path.parent == HERE)
 
 
 def docker(*args: str, timeout: float = DOCKER_TIMEOUT) -> str:
@@ -120,6 +132,7 @@ class Stack:
     project: str
     caller_address: str
     gateway_address: str
+    greeter_address: str
 
     def running(self, service: str) -> list[Container]:
         """The running containers of service, ordered by id."""
@@ -157,15 +170,14 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack() -> Stack:
-    project = os.environ.get(PROJECT_VARIABLE, "")
-    address = os.environ.get(ADDRESS_VARIABLE, "")
-    gateway = os.environ.get(GATEWAY_VARIABLE, "")
-    if not project or not address or not gateway:
+    variables = [PROJECT_VARIABLE, ADDRESS_VARIABLE, GATEWAY_VARIABLE, GREETER_VARIABLE]
+    values = [os.environ.get(variable, "") for variable in variables]
+    if not all(values):
         pytest.skip(
             f"end-to-end tests need the Docker Compose stack: run `nox -s compose` "
-            f"({PROJECT_VARIABLE} / {ADDRESS_VARIABLE} / {GATEWAY_VARIABLE} are not set)"
+            f"({' / '.join(variables)} are not set)"
         )
-    return Stack(project, address, gateway)
+    return Stack(*values)
 
 
 @pytest.fixture(scope="session")
