@@ -35,8 +35,9 @@ MAX_VIOLATIONS = 8  # violations sent; more are counted in the message
 MAX_ECHO_CHARACTERS = 32  # of client text repeated in a message: see echo()
 
 # ErrorInfo (AIP-193): `reason` is UPPER_SNAKE_CASE of at most 63 characters, unique within
-# `domain`; metadata keys are lowerCamelCase-ish of at most 64 characters. Both are constants
-# of the code that raises, so a bad one is a programming error (ValueError), not a status.
+# `domain`; metadata keys match [a-z][a-zA-Z0-9-_]+ (ideally lowerCamelCase), at most 64
+# characters. Both are constants of the code that raises, so a bad one is a programming error
+# (ValueError), not a status.
 MAX_REASON_CHARACTERS = 63
 MAX_METADATA_KEY_CHARACTERS = 64
 MAX_METADATA_ENTRIES = 8
