@@ -27,6 +27,9 @@ DECLARED = {
     "current_request_id", "current_trace_id", "echo", "field_violations", "load_settings",
     "loop_factory", "new_request_id", "outgoing_timeout", "reject_malformed", "run_service",
     "running_loop_name", "sane_request_id", "serve_metrics", "status_details",
+    # the errors a rule raises (docs/errors.md)
+    "Aborted", "AlreadyExists", "FailedPrecondition", "NotFound", "OutOfRange",
+    "PermissionDenied", "PreconditionViolation", "Unauthenticated", "Unimplemented",
 }  # fmt: skip
 
 

@@ -1,8 +1,10 @@
 """gRPC statuses as Connect errors: the same code (Connect's codes are gRPC's, in snake case,
-connectrpc.com/docs/protocol#error-codes), the service's message (unless grpc core may have
-written it, see _OPAQUE), and every detail of its
-google.rpc.Status (grpc-status-details-bin) passed on as it came, so a validation error reaches
-the browser as invalid_argument with its google.rpc.BadRequest field violations."""
+connectrpc.com/docs/protocol#error-codes; connectrpc answers each with its HTTP status, e.g.
+not_found 404), the service's message (unless grpc core may have written it, see _OPAQUE), and
+every detail of its google.rpc.Status (grpc-status-details-bin) passed on, so a validation
+error reaches the browser as invalid_argument with its google.rpc.BadRequest field violations.
+A detail whose type the gateway knows also gets its JSON form (`debug`: gateway.details).
+docs/errors.md lists the mapping."""
 
 from __future__ import annotations
 
@@ -10,10 +12,10 @@ import logging
 
 import grpc
 from connectrpc.code import Code
-from connectrpc.errors import ConnectError, ErrorDetail
-from protobuf.wkt import Any as WireAny
+from connectrpc.errors import ConnectError
 
 from acme_common import status_details
+from gateway.details import error_detail
 
 log = logging.getLogger("acme.gateway")
 
@@ -53,11 +55,15 @@ def connect_error(
     error: grpc.aio.AioRpcError, service: str, *, own_credentials: bool = False
 ) -> ConnectError:
     """The Connect error that answers a failed gRPC call to service. own_credentials: the
-    call carried the gateway's own token (not the client's), so a refusal of it is the
-    gateway's misconfiguration and gets a WARNING."""
+    call carried the gateway's own token (not the client's), so a refusal of it by the
+    service's token check (a status without details) is the gateway's misconfiguration and
+    gets a WARNING; a rule's refusal (PermissionDenied, Unauthenticated: with an ErrorInfo)
+    is the client's answer."""
     code = error.code()
     message = error.details() or ""
-    if own_credentials and code in _REFUSED:
+    status = status_details(error)
+    details = [error_detail(any) for any in status.details] if status is not None else []
+    if own_credentials and code in _REFUSED and not details:
         log.warning(
             "the service refused the gateway's own credentials (<NAME>_AUTH_TOKEN?)",
             extra={"service": service, "code": code.name, "detail": message[:512]},
@@ -69,10 +75,4 @@ def connect_error(
             extra={"service": service, "code": code.name, "detail": message[:512]},
         )
         message = f"{opaque}: {service}"
-    status = status_details(error)
-    details = (
-        [ErrorDetail(WireAny(type_url=any.type_url, value=any.value)) for any in status.details]
-        if status is not None
-        else []
-    )
     return ConnectError(connect_code(code), message, details)
