@@ -208,9 +208,17 @@ def breaking(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def up(session: nox.Session) -> None:
-    """Run greeter and caller as local processes (no Docker), make a demo call, wait for Ctrl-C."""
+    """Run every service under services/ and the HTTP edge as local processes (no Docker),
+    wired and exposed, make a demo call, wait for Ctrl-C. `-- --help`: ports, --with
+    greeter-go, --expose; per-service settings <SERVICE>__<VARIABLE> (docs/running.md)."""
     install(session)
-    session.run("acmectl", "stack", *session.posargs)
+    try:
+        # interrupt_timeout=None: after Ctrl-C, nox waits for the services' drain.
+        session.run("acmectl", "stack", *session.posargs, interrupt_timeout=None)
+    except nox.command.CommandFailed as failed:
+        if failed.return_code == 2:  # refused, naming the variable: nox keeps acmectl's code
+            raise SystemExit(2) from None
+        raise
 
 
 @nox.session(python=PYTHON)

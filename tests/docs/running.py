@@ -31,8 +31,10 @@ DOCUMENTED_ADDRESSES = {
     "gateway": "127.0.0.1:8080",
 }
 LOOPBACK = re.compile(r"\b(?:127\.0\.0\.1|localhost):\d+(?!\d)")
-# acmectl reaches greeter and caller at DOCUMENTED_ADDRESSES unless told otherwise.
+# acmectl reaches greeter and caller at DOCUMENTED_ADDRESSES unless told otherwise, and
+# `acmectl call <service>/<method>` a service's documented port unless given --address.
 ACMECTL = re.compile(r"(?<![\w./-])acmectl(?=\s|$)")
+ACMECTL_CALL = re.compile(r"(?<![\w./-])acmectl(\s+)call\s+(?:acme\.)?(\w+)[./]")
 # curl reports each answer's status on stderr through the configuration the runner gives it
 # (CURL_HOME/.curlrc): the command's own output stays as the reader sees it.
 STATUS_LINE = "acme-docs-http-status"
@@ -52,7 +54,8 @@ class Target:
 
 def as_run(text: str, target: Target) -> str:
     """The command with each documented address replaced by the stack's, and `acmectl` given
-    the stack's `--greeter` and `--caller` (its defaults are the documented addresses). A
+    the stack's `--greeter` and `--caller` (its defaults are the documented addresses), and
+    `acmectl call` of a service the stack serves its `--address`. A
     loopback address that is not a documented one fails the test: it would reach whatever
     listens there on this machine, not the test's stack."""
     actual = {DOCUMENTED_ADDRESSES[name]: address for name, address in target.addresses.items()}
@@ -66,7 +69,13 @@ def as_run(text: str, target: Target) -> str:
             )
         return actual[match.group(0)]
 
-    text = LOOPBACK.sub(replace, text)
+    def call(match: re.Match[str]) -> str:
+        address = target.addresses.get(match.group(2))
+        if address is None:
+            return match.group(0)
+        return match.group(0).replace(" call", f" call --address {address}", 1)
+
+    text = ACMECTL_CALL.sub(call, LOOPBACK.sub(replace, text))
     options = f"--greeter {target.addresses['greeter']} --caller {target.addresses['caller']}"
     return ACMECTL.sub(f"acmectl {options}", text)
 

@@ -124,6 +124,14 @@ def test_documented_addresses_and_acmectl_defaults_point_at_the_stack() -> None:
     assert as_run("uv run acmectl introduce Ada", TARGET) == (
         "uv run acmectl --greeter 127.0.0.1:1001 --caller 127.0.0.1:1002 introduce Ada"
     )
+    assert as_run("uv run acmectl call greeter/SayHello '{}'", TARGET) == (
+        "uv run acmectl --greeter 127.0.0.1:1001 --caller 127.0.0.1:1002 call "
+        "--address 127.0.0.1:1001 greeter/SayHello '{}'"
+    )
+    assert as_run("acmectl call acme.caller.v1.CallerService/Introduce", TARGET) == (
+        "acmectl --greeter 127.0.0.1:1001 --caller 127.0.0.1:1002 call "
+        "--address 127.0.0.1:1002 acme.caller.v1.CallerService/Introduce"
+    )
     assert as_run("ls tools/acmectl/src", TARGET) == "ls tools/acmectl/src"
 
 

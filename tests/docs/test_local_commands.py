@@ -33,8 +33,10 @@ class LocalStack(ServiceProcess):
 
     def __init__(self, log_path: Path) -> None:
         self.ports = {name: free_port() for name in ("greeter", "caller", "gateway")}
-        argv = [sys.executable, "-m", "acmectl", "stack"]
-        argv += [f"--{name}-port={port}" for name, port in self.ports.items()]
+        # Every service under services/ runs (a scaffolded one too): the documented ones on
+        # the ports the test chose, any other on a free one.
+        argv = [sys.executable, "-m", "acmectl", "stack", "--base-port=0"]
+        argv += [f"--port={name}={port}" for name, port in self.ports.items()]
         super().__init__(
             "acmectl stack", argv, log_path, port=self.ports["gateway"], new_session=True
         )

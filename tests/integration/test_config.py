@@ -1,4 +1,4 @@
-"""Start-up failures: bad configuration exits 2 naming the variable, a taken port exits 1."""
+"""Start-up failures: bad configuration, or a port taken, exits 2 naming the variable."""
 
 from __future__ import annotations
 
@@ -31,16 +31,30 @@ def test_bad_configuration_exits_2_naming_the_variable(
     assert any(line.strip().startswith(f"{variable}:") and repr(value) in line for line in lines)
 
 
-def test_a_port_taken_by_another_program_exits_1_with_a_readable_message(
-    services: ServiceFactory,
+@pytest.mark.parametrize(
+    ("variable", "workers"),
+    [
+        ("GRPC_PORT", 1),
+        ("METRICS_PORT", 1),
+        ("ADMIN_PORT", 1),
+        # GRPC_WORKERS: the supervisor binds GRPC_PORT's claim and METRICS_PORT itself.
+        ("GRPC_PORT", 2),
+        ("METRICS_PORT", 2),
+    ],
+)
+def test_a_port_taken_by_another_program_exits_2_naming_the_variable(
+    services: ServiceFactory, variable: str, workers: int
 ) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as occupant:
         occupant.bind((HOST, 0))
         occupant.listen()
         port = occupant.getsockname()[1]
-        service = services.start("greeter", {"GRPC_PORT": str(port)}, wait_healthy=False)
-        assert service.wait_exit() == 1, service.log_text()
-    assert f"cannot listen on {HOST}:{port}" in service.log_text()
+        env = {variable: str(port), "GRPC_WORKERS": str(workers)}
+        service = services.start("greeter", env, wait_healthy=False)
+        assert service.wait_exit() == 2, service.log_text()
+    log = service.log_text()
+    assert f"cannot listen on {HOST}:{port} ({variable}): " in log
+    assert "Traceback" not in log
 
 
 def test_a_port_taken_by_another_instance_is_refused(services: ServiceFactory) -> None:
@@ -54,5 +68,5 @@ def test_a_port_taken_by_another_instance_is_refused(services: ServiceFactory) -
             pytest.fail(f"a second greeter is serving on {first.address} too")
         assert time.monotonic() < deadline, second.log_text()
         time.sleep(0.05)
-    assert second.returncode == 1
-    assert f"cannot listen on {first.address}" in second.log_text()
+    assert second.returncode == 2
+    assert f"cannot listen on {first.address} (GRPC_PORT)" in second.log_text()

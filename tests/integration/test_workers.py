@@ -273,8 +273,8 @@ async def test_a_second_server_on_the_port_is_refused(
         {"GRPC_PORT": str(greeter.port), "GRPC_WORKERS": str(second_workers)},
         wait_healthy=False,
     )
-    assert intruder.wait_exit() == 1
-    assert f"cannot listen on 127.0.0.1:{greeter.port}" in intruder.log_text()
+    assert intruder.wait_exit() == 2
+    assert f"cannot listen on 127.0.0.1:{greeter.port} (GRPC_PORT)" in intruder.log_text()
     options = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
     channels = [grpc.aio.insecure_channel(greeter.address, options) for _ in range(CHANNELS)]
     try:

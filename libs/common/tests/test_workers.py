@@ -29,8 +29,11 @@ def test_a_supervisor_whose_port_is_taken_starts_nothing(
         listener.listen(1)
         port = listener.getsockname()[1]
         # The command would fail loudly if it ever ran: nothing may be started.
-        assert supervise(2, 0, "127.0.0.1", port, ["/nonexistent/worker"]) == 1
-    assert f"cannot listen on 127.0.0.1:{port}: another server listens" in capsys.readouterr().err
+        with pytest.raises(SystemExit) as exited:
+            supervise(2, 0, "127.0.0.1", port, ["/nonexistent/worker"])
+    assert exited.value.code == 2
+    said = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port} (GRPC_PORT): another server listens" in said
 
 
 # Worker 1 stops cleanly on SIGTERM and says when it can; worker 0 then exits 0 unasked, as a

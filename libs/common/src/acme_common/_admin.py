@@ -12,6 +12,8 @@ from grpc_channelz.v1 import channelz
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from acme_common._listen import cannot_listen
+
 CHANNELZ_SERVICE = "grpc.channelz.v1.Channelz"
 
 
@@ -43,11 +45,12 @@ class AdminServer:
         self.port = 0
 
     def bind(self, host: str, port: int) -> int:
-        """Listen on host:port (0: any free port); the port. SystemExit when it cannot."""
+        """Listen on host:port (0: any free port); the port. Exit 2 naming ADMIN_PORT when it
+        cannot."""
         try:
             self.port = self.server.add_insecure_port(f"{host}:{port}")
         except RuntimeError as error:
-            raise SystemExit(f"cannot listen on {host}:{port} (ADMIN_PORT): {error}") from None
+            cannot_listen("ADMIN_PORT", f"{host}:{port}", error)
         return self.port
 
     async def start(self) -> None:

@@ -78,7 +78,7 @@ def run_service(
     (and each of `clients`, the settings of the services it calls), build(settings, runtime)
     returns its gRPC wiring; per_call: which parts of the per-call path run (all, but for bench
     variants). Returns when the server has stopped; SystemExit(2) on bad
-    settings, SystemExit(1) when the port is taken."""
+    settings or a port it cannot listen on (GRPC_PORT, ADMIN_PORT, METRICS_PORT taken)."""
     settings = load_settings(settings_type)
     client_settings = [load_settings(client) for client in clients]
     configure_logging(settings.log_level, settings.log_format)

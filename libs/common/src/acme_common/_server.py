@@ -20,6 +20,7 @@ from acme_common._admin import AdminServer, add_introspection
 from acme_common._call.handlers import EVERY_PART, CallHandlers, PerCall, Registrar
 from acme_common._event_loop import running_loop_name
 from acme_common._health import HealthServicer
+from acme_common._listen import cannot_listen
 from acme_common._metrics import serve_metrics
 from acme_common._settings import ServerSettings
 from acme_common._tls.credentials import server_credentials
@@ -115,7 +116,7 @@ class ServiceHost:
             else:
                 self.port = self.server.add_secure_port(address, credentials)
         except RuntimeError as error:
-            raise SystemExit(f"cannot listen on {address}: {error}") from None
+            cannot_listen("GRPC_PORT", address, error)
         await self.server.start()
         for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -223,7 +224,10 @@ async def serve(
     per_call: PerCall = EVERY_PART,
 ) -> None:
     """Host services until SIGTERM or SIGINT, then shut down gracefully."""
-    serve_metrics(settings.metrics_port, settings.grpc_host)
+    try:
+        serve_metrics(settings.metrics_port, settings.grpc_host)
+    except OSError as error:
+        cannot_listen("METRICS_PORT", f"{settings.grpc_host}:{settings.metrics_port}", error)
     host = ServiceHost(settings, services, tracer_provider, per_call=per_call)
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()

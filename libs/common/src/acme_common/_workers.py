@@ -33,6 +33,7 @@ import tempfile
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from acme_common._listen import cannot_listen
 from acme_common._port_claim import PortTaken, claim_port
 
 if TYPE_CHECKING:
@@ -102,12 +103,12 @@ def supervisor_main(arguments: Sequence[str]) -> int:
 
 def supervise(count: int, metrics_port: int, host: str, port: int, command: Sequence[str]) -> int:
     """Start count workers running command on host:port, relay stop signals, serve merged
-    metrics; 0 when all exited 0, 1 when the port is not free (then nothing is started)."""
+    metrics; 0 when all exited 0. A port that is not free exits 2 naming its variable:
+    GRPC_PORT before anything starts, METRICS_PORT once the workers it started have stopped."""
     try:
         claim = claim_port(host, port)
     except PortTaken as error:
-        print(f"cannot listen on {host}:{port}: {error}", file=sys.stderr)
-        return 1
+        cannot_listen("GRPC_PORT", f"{host}:{port}", str(error))
     with claim:
         return _supervise(count, metrics_port, host, command)
 
@@ -144,8 +145,13 @@ def _supervise(count: int, metrics_port: int, host: str, command: Sequence[str])
         if stopping:  # a stop signal came while starting: relay it to the ones started
             for worker in workers:
                 worker.send_signal(stopping[0])
-        if metrics_port:
-            serve_merged_metrics(metrics_port, host, metrics_dir)
+        if metrics_port:  # after the workers: its thread must not exist when they fork
+            try:
+                serve_merged_metrics(metrics_port, host, metrics_dir)
+            except OSError as error:  # taken: the workers must not serve on without it
+                relay(signal.SIGTERM, None)
+                wait_for(workers, stopping, None)
+                cannot_listen("METRICS_PORT", f"{host}:{metrics_port}", error)
         return wait_for(workers, stopping, metrics_dir if metrics_port else None)
 
 

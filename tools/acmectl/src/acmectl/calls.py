@@ -4,12 +4,42 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
+from typing import cast
 
 import grpc
+from google.protobuf import any_pb2, json_format
+from google.rpc import error_details_pb2  # noqa: F401 - registers the detail types for JSON
 from grpc_channelz.v1 import channelz_pb2, channelz_pb2_grpc
+from grpc_status import rpc_status
 
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
+from acmectl.reflection import Reflection, invoke, parse_requests, to_json
+
+
+def call(channel: grpc.Channel, args: argparse.Namespace) -> None:
+    """Any method, described by the server's reflection; one JSON line per reply."""
+    method = Reflection(channel, args.timeout).method(args.method)
+    requests = parse_requests(method, args.requests)
+    for reply in invoke(channel, method, requests, args.timeout):
+        print(to_json(reply), flush=True)
+
+
+def error_details(error: grpc.RpcError) -> list[str]:
+    """The rich details (google.rpc.Status, grpc-status-details-bin) of a failed call as JSON
+    lines: BadRequest's field violations, ... (empty when there are none)."""
+    try:  # a failed call's RpcError is its grpc.Call too (grpc-stubs does not say so)
+        status = rpc_status.from_call(cast(grpc.Call, error))
+    except (AttributeError, ValueError):  # not a call, or details contradicting its status
+        return []
+    return [_detail_json(detail) for detail in (status.details if status else [])]
+
+
+def _detail_json(detail: any_pb2.Any) -> str:
+    try:
+        return json_format.MessageToJson(detail, indent=None)
+    except TypeError:  # a detail type this client does not know
+        return f"{detail.type_url} ({len(detail.value)} bytes)"
 
 
 def introduce(channel: grpc.Channel, args: argparse.Namespace) -> None:

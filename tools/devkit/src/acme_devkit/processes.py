@@ -5,6 +5,7 @@ probe of the caller's says so), stopped by its pid with SIGTERM, killed after a 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -97,8 +98,11 @@ class ServiceProcess:
                 status: int = response.status
         except urllib.error.HTTPError as error:
             return f"/healthz answered {error.code}"
-        except OSError as error:
-            return f"/healthz: {error}"
+        except (OSError, http.client.HTTPException) as error:
+            # HTTPException: not an HTTP answer, e.g. the probe's own request read back when the
+            # kernel connected it to itself (its source port drawn equal to the port that
+            # nothing listens on yet: a TCP self-connect).
+            return f"/healthz: {error!r}"
         return None if status == 200 else f"/healthz answered {status}"
 
     def __repr__(self) -> str:
