@@ -24,7 +24,12 @@ from acme_common import (
 )
 from gateway.app import create_app
 from gateway.forwarding import Forwarder, ServiceApplication, find_service
-from gateway.observation import Authentication, EdgeObservation, client_disconnected
+from gateway.observation import (
+    Authentication,
+    EdgeObservation,
+    MessageCount,
+    client_disconnected,
+)
 from gateway.settings import GatewaySettings, client_settings_type
 
 log = logging.getLogger("acme.gateway")
@@ -113,16 +118,17 @@ class Gateway:
         settings = load_settings(GatewaySettings)
         configure_logging(settings.log_level, settings.log_format)
         self.tracer_provider = configure_tracing(settings.tracing_exporter, "gateway")
-        interceptors: list[object] = [
-            EdgeObservation(
-                instance=settings.instance_name,
-                which=settings.access_log,
-                tracing=self.tracer_provider is not None,
-            )
-        ]
+        observation = EdgeObservation(
+            instance=settings.instance_name,
+            which=settings.access_log,
+            tracing=self.tracer_provider is not None,
+        )
+        interceptors: list[object] = [observation]
         checker = checker_for(settings.auth_tokens)
         if checker is not None:
             interceptors.append(Authentication(checker))
+        # A message interceptor: after the metadata ones, so refused calls read no message.
+        interceptors.append(MessageCount(observation))
         services = []
         for name in settings.gateway_services:
             client = load_settings(client_settings_type(name))
