@@ -7,6 +7,7 @@ the metrics; at lifespan shutdown it closes the channels."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from typing import Any
 
@@ -62,6 +63,21 @@ class Receiver:
         return message
 
 
+def accept_shutdown_timeout(loop: asyncio.AbstractEventLoop) -> None:
+    """Let loop.shutdown_default_executor take the `timeout` pyvoy 1.3 passes when it ends its
+    loop; asyncio's takes it from Python 3.12 on (uvloop's already does). Without it, Python
+    3.11's asyncio loop (EVENT_LOOP=asyncio) panics pyvoy's thread at every stop: a Rust
+    backtrace on stderr after `Application shutdown complete`."""
+    if "timeout" in inspect.signature(loop.shutdown_default_executor).parameters:
+        return
+    shutdown = loop.shutdown_default_executor
+
+    async def shutdown_default_executor(_timeout: float | None = None) -> None:
+        await shutdown()  # before 3.12, asyncio waits for the executor's threads without one
+
+    loop.shutdown_default_executor = shutdown_default_executor  # type: ignore[method-assign]
+
+
 class Gateway:
     """The application of create_app(), built at lifespan startup. An exception that escapes
     it is logged here as JSON (pyvoy would print it as plain text)."""
@@ -94,6 +110,7 @@ class Gateway:
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         await receive()  # lifespan.startup
+        accept_shutdown_timeout(asyncio.get_running_loop())
         try:
             self.start()
         except OSError as error:  # the metrics port is taken
