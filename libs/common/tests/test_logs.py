@@ -58,6 +58,11 @@ def test_text_line_appends_extras() -> None:
     assert line.endswith("acme.test: serving address=0.0.0.0:1")
 
 
+def test_text_line_leaves_out_fields_without_a_value() -> None:
+    line = TextFormatter().format(record("serving", address="0.0.0.0:1", admin_port=None, tls=0))
+    assert line.endswith("acme.test: serving address=0.0.0.0:1 tls=0")
+
+
 def test_timestamp_matches_datetime_isoformat() -> None:
     formatter = JsonFormatter()
     rng = random.Random(7)  # noqa: S311 - test data

@@ -79,7 +79,8 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """Human-readable lines with the `extra` fields appended as key=value."""
+    """Human-readable lines with the `extra` fields appended as key=value; a field whose value
+    is None is left out (`peer=None` would read as a peer named None; JSON says null)."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
@@ -89,7 +90,7 @@ class TextFormatter(logging.Formatter):
         fields = " ".join(
             f"{key}={value}"
             for key, value in record.__dict__.items()
-            if key not in _STANDARD_ATTRIBUTES
+            if key not in _STANDARD_ATTRIBUTES and value is not None
         )
         return f"{line} {fields}" if fields else line
 

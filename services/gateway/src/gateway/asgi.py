@@ -7,6 +7,7 @@ the metrics; at lifespan shutdown it closes the channels."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from typing import Any
 
@@ -24,7 +25,12 @@ from acme_common import (
 )
 from gateway.app import create_app
 from gateway.forwarding import Forwarder, ServiceApplication, find_service
-from gateway.observation import Authentication, EdgeObservation, client_disconnected
+from gateway.observation import (
+    Authentication,
+    EdgeObservation,
+    MessageCount,
+    client_disconnected,
+)
 from gateway.settings import GatewaySettings, client_settings_type
 
 log = logging.getLogger("acme.gateway")
@@ -55,6 +61,21 @@ class Receiver:
         if not message.get("more_body", False):
             self._done = True
         return message
+
+
+def accept_shutdown_timeout(loop: asyncio.AbstractEventLoop) -> None:
+    """Let loop.shutdown_default_executor take the `timeout` pyvoy 1.3 passes when it ends its
+    loop; asyncio's takes it from Python 3.12 on (uvloop's already does). Without it, Python
+    3.11's asyncio loop (EVENT_LOOP=asyncio) panics pyvoy's thread at every stop: a Rust
+    backtrace on stderr after `Application shutdown complete`."""
+    if "timeout" in inspect.signature(loop.shutdown_default_executor).parameters:
+        return
+    shutdown = loop.shutdown_default_executor
+
+    async def shutdown_default_executor(_timeout: float | None = None) -> None:
+        await shutdown()  # before 3.12, asyncio waits for the executor's threads without one
+
+    loop.shutdown_default_executor = shutdown_default_executor  # type: ignore[method-assign]
 
 
 class Gateway:
@@ -89,6 +110,7 @@ class Gateway:
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         await receive()  # lifespan.startup
+        accept_shutdown_timeout(asyncio.get_running_loop())
         try:
             self.start()
         except OSError as error:  # the metrics port is taken
@@ -113,16 +135,17 @@ class Gateway:
         settings = load_settings(GatewaySettings)
         configure_logging(settings.log_level, settings.log_format)
         self.tracer_provider = configure_tracing(settings.tracing_exporter, "gateway")
-        interceptors: list[object] = [
-            EdgeObservation(
-                instance=settings.instance_name,
-                which=settings.access_log,
-                tracing=self.tracer_provider is not None,
-            )
-        ]
+        observation = EdgeObservation(
+            instance=settings.instance_name,
+            which=settings.access_log,
+            tracing=self.tracer_provider is not None,
+        )
+        interceptors: list[object] = [observation]
         checker = checker_for(settings.auth_tokens)
         if checker is not None:
             interceptors.append(Authentication(checker))
+        # A message interceptor: after the metadata ones, so refused calls read no message.
+        interceptors.append(MessageCount(observation))
         services = []
         for name in settings.gateway_services:
             client = load_settings(client_settings_type(name))

@@ -1,10 +1,13 @@
 """What every call through the gateway goes through, before its request is read: a request id
 (the client's `x-request-id` when sane, else a new one, echoed in the response), the bearer
-token check when AUTH_TOKENS is set, the grpc_server_* metrics and one access-log line."""
+token check when AUTH_TOKENS is set, the grpc_server_* metrics and one access-log line; and,
+around the forwarding once the call is admitted, the count of its messages each way."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import grpc
 from connectrpc.code import Code
@@ -78,7 +81,8 @@ class EdgeObservation:
         self.tracing = tracing
         self._methods: dict[str, _Method] = {}
 
-    def _bound(self, ctx: Context) -> _Method:
+    def bound(self, ctx: Context) -> _Method:
+        """The metrics and access log of ctx's method (made at its first call)."""
         key = f"/{ctx.method.service_name}/{ctx.method.name}"
         bound = self._methods.get(key)
         if bound is None:
@@ -93,7 +97,7 @@ class EdgeObservation:
         ctx.response_headers[REQUEST_ID_HEADER] = request_id
         # Each request runs in a task of its own: the id is gone with it.
         current_request_id.set(request_id)
-        bound = self._bound(ctx)
+        bound = self.bound(ctx)
         bound.metrics.started.inc()
         bound.metrics.in_flight.inc()
         return time.perf_counter(), bound
@@ -113,6 +117,81 @@ class EdgeObservation:
                 protocol=protocol_of(ctx.request_headers.get("content-type", "")),
                 http_method=ctx.http_method,
             )
+
+
+class MessageCount:
+    """A connectrpc message interceptor counting what EdgeObservation's metrics cannot see
+    from the metadata: each request message read (grpc_server_msg_received_total) and each
+    response message answered (grpc_server_msg_sent_total), as the services count theirs
+    (go-grpc-prometheus's meaning: a unary call receives one, and sends one when it succeeds).
+    It goes after the metadata interceptors, so it wraps the forwarding of admitted calls."""
+
+    def __init__(self, observation: EdgeObservation) -> None:
+        self.observation = observation
+
+    async def intercept_unary(
+        self, call_next: Callable[[Any, Context], Awaitable[Any]], request: Any, ctx: Context, /
+    ) -> Any:
+        metrics = self.observation.bound(ctx).metrics
+        metrics.received.inc()
+        response = await call_next(request, ctx)
+        metrics.sent.inc()
+        return response
+
+    async def intercept_client_stream(
+        self,
+        call_next: Callable[[AsyncIterator[Any], Context], Awaitable[Any]],
+        requests: AsyncIterator[Any],
+        ctx: Context,
+        /,
+    ) -> Any:
+        metrics = self.observation.bound(ctx).metrics
+        response = await call_next(_received(requests, metrics.received), ctx)
+        metrics.sent.inc()
+        return response
+
+    def intercept_server_stream(
+        self,
+        call_next: Callable[[Any, Context], AsyncIterator[Any]],
+        request: Any,
+        ctx: Context,
+        /,
+    ) -> AsyncIterator[Any]:
+        metrics = self.observation.bound(ctx).metrics
+        metrics.received.inc()
+        return _sent(call_next(request, ctx), metrics.sent)
+
+    def intercept_bidi_stream(
+        self,
+        call_next: Callable[[AsyncIterator[Any], Context], AsyncIterator[Any]],
+        requests: AsyncIterator[Any],
+        ctx: Context,
+        /,
+    ) -> AsyncIterator[Any]:
+        metrics = self.observation.bound(ctx).metrics
+        return _sent(call_next(_received(requests, metrics.received), ctx), metrics.sent)
+
+
+async def _received(requests: AsyncIterator[Any], counter: Any) -> AsyncIterator[Any]:
+    """requests, counting each message as it is read (a failed read counts nothing)."""
+    async for request in requests:
+        counter.inc()
+        yield request
+
+
+async def _sent(responses: AsyncIterator[Any], counter: Any) -> AsyncIterator[Any]:
+    """responses, counting each when the next is asked for (connectrpc asks once it wrote
+    one, so a reply cut by a client gone away is not counted); closed with this generator
+    (the forwarding's cleanup, which cancels the call downstream, must not wait for the
+    garbage collector)."""
+    try:
+        async for response in responses:
+            yield response
+            counter.inc()
+    finally:
+        aclose = getattr(responses, "aclose", None)  # an AsyncIterator need not have one
+        if aclose is not None:
+            await aclose()
 
 
 class Authentication:

@@ -1,7 +1,8 @@
 """The access log: one line per RPC (logger `acme.access`, message `rpc`) with its method,
-status code, duration, peer, instance and request id (and trace id when tracing is on).
-ACCESS_LOG chooses which calls get one: all, errors (status not OK) or off. Health checks and
-reflection are logged at DEBUG, so probes do not drown traffic."""
+status code, duration, peer, instance and request id (and trace id when tracing is on and a
+span is active); a field with no value (no peer known, no span) is left out, in JSON as in
+text. ACCESS_LOG chooses which calls get one: all, errors (status not OK) or off. Health
+checks and reflection are logged at DEBUG, so probes do not drown traffic."""
 
 from __future__ import annotations
 
@@ -40,18 +41,24 @@ class AccessLog:
 
     def write(self, code: str, elapsed: float, peer: str | None, **extra: str | None) -> None:
         """Write the line of a call that ended with the status named code after elapsed
-        seconds; extra: fields of the caller's own (the edge's protocol, HTTP method)."""
+        seconds; extra: fields of the caller's own (the edge's protocol, HTTP method). Fields
+        whose value is None are left out."""
+        # Built in place, not filtered afterwards: this runs once per RPC.
         fields: dict[str, object] = {
             "method": self.method,
             "code": code,
             "duration_ms": round(elapsed * 1000, 3),
-            "peer": peer,
-            "instance": self.instance,
-            "request_id": current_request_id.get(),
-            **extra,
         }
-        if self.tracing:
-            fields["trace_id"] = current_trace_id()
+        if peer is not None:
+            fields["peer"] = peer
+        fields["instance"] = self.instance
+        if (request_id := current_request_id.get()) is not None:
+            fields["request_id"] = request_id
+        for key, value in extra.items():
+            if value is not None:
+                fields[key] = value
+        if self.tracing and (trace_id := current_trace_id()) is not None:
+            fields["trace_id"] = trace_id
         log_fields(log, self.level, "rpc", fields)
 
     def record(
