@@ -70,6 +70,7 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", *SOURCES)
     session.run("ruff", "format", "--check", *SOURCES)
     session.run("mypy", *TYPED, env={"MYPYPATH": MYPYPATH})
+    session.run("python", "tools/proto_deps.py", "--check")  # third_party/ vs pinned artifacts
     session.run("buf", "lint")
     session.run("buf", "format", "--diff", "--exit-code")
     install_web_tools(session)
