@@ -10,7 +10,7 @@ standard rule's path)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
 from typing import Any
 
 import protovalidate
@@ -23,12 +23,12 @@ from buf.validate import validate_pb2
 NOT_RULES = {"example", "ignore"}
 
 
-@dataclass(frozen=True, order=True)
+@dataclasses.dataclass(frozen=True, order=True)
 class Rule:
     message: str  # the request message's full name
     field: str  # field path without subscripts, e.g. "languages" or "inner.name"
     rule: str  # path in the field's FieldRules, e.g. "string.max_len", "cel[0]"
-    id: str = field(compare=False)  # the CEL rule's id, or the standard rule's path
+    id: str = dataclasses.field(compare=False)  # the CEL rule's id, or the standard rule's path
 
     def __str__(self) -> str:
         return f"{self.message}.{self.field}: {self.id} ({self.rule})"
@@ -94,10 +94,11 @@ def broken(message: Message) -> set[Rule]:
     found: set[Rule] = set()
     for violation in protovalidate.collect_violations(message):
         proto = violation.proto
+        elements = proto.field.elements if proto.field is not None else []
         found.add(
             Rule(
                 message.DESCRIPTOR.full_name,
-                ".".join(element.field_name for element in proto.field.elements),
+                ".".join(element.field_name for element in elements),
                 _path(proto.rule),
                 proto.rule_id,
             )
@@ -106,6 +107,8 @@ def broken(message: Message) -> set[Rule]:
 
 
 def _path(path: Any) -> str:
+    if path is None:
+        return ""
     parts = []
     for element in path.elements:
         subscript = element.subscript
