@@ -456,13 +456,13 @@ var File_acme_greeter_v1_greeter_proto protoreflect.FileDescriptor
 
 const file_acme_greeter_v1_greeter_proto_rawDesc = "" +
 	"\n" +
-	"\x1dacme/greeter/v1/greeter.proto\x12\x0facme.greeter.v1\x1a\x1bbuf/validate/validate.proto\"\xea\x03\n" +
+	"\x1dacme/greeter/v1/greeter.proto\x12\x0facme.greeter.v1\x1a\x1bbuf/validate/validate.proto\"\xed\x03\n" +
 	"\x0fSayHelloRequest\x12\xee\x01\n" +
 	"\x04name\x18\x01 \x01(\tB\xd9\x01\xbaH\xd5\x01\xba\x01C\n" +
 	"\x0ename.not_blank\x12\x11must not be empty\x1a\x1ethis.matches('[^ \\t\\n\\v\\f\\r]')\xba\x01\x87\x01\n" +
-	"\x1aname.no_control_characters\x12#must not contain control characters\x1aDthis.matches('^[ \\t\\n\\v\\f\\r]*[^\\x00-\\x1f\\x7f-\\x9f]*[ \\t\\n\\v\\f\\r]*$')r\x02\x18dR\x04name\x12\xe5\x01\n" +
-	"\blanguage\x18\x02 \x01(\tB\xc8\x01\xbaH\xc4\x01\xba\x01\xc0\x01\n" +
-	"\x12language.supported\x12Bmust be one of the supported language tags: de, en, es, fr, it, pt\x1afthis.matches('^[ \\t\\n\\v\\f\\r]*([dD][eE]|[eE][nN]|[eE][sS]|[fF][rR]|[iI][tT]|[pP][tT])?[ \\t\\n\\v\\f\\r]*$')R\blanguage\"I\n" +
+	"\x1aname.no_control_characters\x12#must not contain control characters\x1aDthis.matches('^[ \\t\\n\\v\\f\\r]*[^\\x00-\\x1f\\x7f-\\x9f]*[ \\t\\n\\v\\f\\r]*$')r\x02\x18dR\x04name\x12\xe8\x01\n" +
+	"\blanguage\x18\x02 \x01(\tB\xcb\x01\xbaH\xc7\x01\xba\x01\xc0\x01\n" +
+	"\x12language.supported\x12Bmust be one of the supported language tags: de, en, es, fr, it, pt\x1afthis.matches('^[ \\t\\n\\v\\f\\r]*([dD][eE]|[eE][nN]|[eE][sS]|[fF][rR]|[iI][tT]|[pP][tT])?[ \\t\\n\\v\\f\\r]*$')\xd8\x01\x01R\blanguage\"I\n" +
 	"\x10SayHelloResponse\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x1b\n" +
 	"\tserved_by\x18\x02 \x01(\tR\bservedBy\"\xff\x03\n" +
