@@ -19,6 +19,7 @@ from google.protobuf import json_format
 from acme.greeter.v1 import greeter_pb2
 from tests.contracts.greeter.cases import SERVICE, Case, contract, fields_of
 from tests.contracts.greeter.test_contract import hold, own_server
+from tests.contracts.rules import broken
 from tests.implementations import Builds, Implementation, implementations
 from tests.integration.gateway_http import (
     END_STREAM,
@@ -33,14 +34,29 @@ pytestmark = pytest.mark.integration
 
 CONTRACT = contract()
 IMPLEMENTATIONS = implementations(SERVICE)
+_DESCRIPTOR = greeter_pb2.DESCRIPTOR.services_by_name[SERVICE.rpartition(".")[2]]
+
+
+def sent_after_the_refusal(case: Case) -> bool:
+    """Whether the case sends a message after the first that breaks a rule. Over HTTP/1.1 the
+    gateway writes every message of the body to the service, and its grpcio client's write
+    racing the service's refusal can end as INTERNAL (cases.toml's note on GreetMany)."""
+    method = _DESCRIPTOR.methods_by_name[case.rpc]
+    request_class: Any = getattr(greeter_pb2, method.input_type.name)
+    verdicts = [bool(broken(request_class(**fields))) for fields in case.requests]
+    return True in verdicts[:-1]
+
+
 # Each call the contract refuses as invalid, sent as a client sends it (no raw bytes; the cases
 # with settings of their own, one-language-too-many, need a server of their own: not here).
 CASES = [
     case
     for case in CONTRACT.cases
-    if case.code == "INVALID_ARGUMENT" and case.raw is None and not case.env
+    if case.code == "INVALID_ARGUMENT"
+    and case.raw is None
+    and not case.env
+    and not sent_after_the_refusal(case)
 ]
-_DESCRIPTOR = greeter_pb2.DESCRIPTOR.services_by_name[SERVICE.rpartition(".")[2]]
 STREAM_HEADERS = {"content-type": "application/connect+json", "connect-protocol-version": "1"}
 
 
