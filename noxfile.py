@@ -66,6 +66,7 @@ def lint(session: nox.Session) -> None:
     # What to check and how is pyproject.toml's [tool.mypy], so `uv run mypy` does the same.
     session.run("python", "tools/mypy_path.py", "--check")  # its list of */*/src
     session.run("mypy")
+    session.run("python", "tools/proto_deps.py", "--check")  # third_party/ vs pinned artifacts
     session.run("buf", "lint")
     session.run("buf", "format", "--diff", "--exit-code")
     install_web_tools(session)

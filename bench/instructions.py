@@ -41,18 +41,7 @@ class Variant:
 
 def greeter_variant(name: str, *args: str) -> Callable[[Path], procs.ServerProcess]:
     """bench.servers.greeter_variant (the greeter with one part switched off)."""
-
-    def start(logs: Path) -> procs.ServerProcess:
-        port = procs.free_port()
-        return procs.ServerProcess(
-            name,
-            launch.python("bench.servers.greeter_variant", *args),
-            logs / f"{name}.log",
-            env=launch.production_env(name, TOKEN, port),
-            port=port,
-        )
-
-    return start
+    return lambda logs: launch.greeter_variant(name, logs, TOKEN, *args)
 
 
 VARIANTS = [
@@ -83,6 +72,11 @@ VARIANTS = [
         part=True,
     ),
     Variant("row 3 without metrics", greeter_variant("nometrics", "--metrics", "off"), part=True),
+    Variant(
+        "row 3 without validation (PerCall(validation=False))",
+        greeter_variant("novalidation", "--validation", "off"),
+        part=True,
+    ),
     Variant(
         "row 3 without the per-call path (handlers as registered)",
         greeter_variant("nowrapping", "--wrapping", "off"),

@@ -38,6 +38,8 @@ INFO_RATIOS = [
     ("10j", "10", "throughput"),  # Connect JSON against gRPC through the edge
     ("3g", "3", "throughput"),  # greeter-go against the Python greeter, same settings
     ("5g", "5", "throughput"),  # caller -> greeter-go against caller -> greeter
+    ("3", "3n", "throughput"),  # row 3 with validation against without (issue #21)
+    ("3", "3n", "cpu_us_per_unit"),
 ]
 SOAK_GROWTH_LIMIT_PCT = 10.0
 

@@ -253,6 +253,7 @@ def build_rows(
     aio_uvloop, peer = launch.aio_server(logs, "uvloop"), launch.grpclib_server(logs)
     connect = launch.connect_server(logs)
     g3 = launch.greeter("greeter-row3", logs, token)
+    g3n = launch.greeter_variant("greeter-row3n", logs, token, "--validation", "off")
     g4 = launch.greeter("greeter-row4", logs, token, workers=2)
     g5 = launch.greeter("greeter-row5", logs, token)
     c5 = launch.caller("caller-row5", logs, token, g5.address)
@@ -267,6 +268,9 @@ def build_rows(
         Row("2u", "bare grpc.aio server on uvloop", raw, [aio_uvloop], aio_uvloop,
             concurrency=raw_conc),
         Row("3", "greeter, production stack", raw, [g3], g3, token, concurrency=raw_conc),
+        # Row 3 without checking requests against greeter.proto's rules: what validation costs.
+        Row("3n", "greeter, production stack, validation off", raw, [g3n], g3n, token,
+            concurrency=raw_conc),
         Row("4", "greeter, GRPC_WORKERS=2", raw, [g4], g4, token, concurrency=raw_conc),
         Row("8", "grpclib peer (pure-Python asyncio gRPC)", raw, [peer], peer,
             concurrency=raw_conc),
@@ -405,9 +409,10 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     )
     parser.add_argument(
         "--rows",
-        default="1,2,2u,3,3g,4,5,5g,6,7,8,9,10",
+        default="1,2,2u,3,3n,3g,4,5,5g,6,7,8,9,10",
         help="comma-separated subset (5 includes 5d and the 1-caller rows, 1 1p, 10 the "
-        "other edge rows; 3g and 5g: greeter-go, when Go is installed)",
+        "other edge rows; 3g and 5g: greeter-go, when Go is installed; 3n: row 3 without "
+        "validation)",
     )
     args = parser.parse_args(argv)
     quick = args.quick

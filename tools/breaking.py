@@ -154,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if required else 0
 
     print(f"breaking: {baseline.reason}")
-    command = [buf, "breaking", "--against", baseline.against]
+    # Only the proto/ module of the workspace: third_party/ holds other people's protos
+    # (buf.yaml), and older commits may not have that module at all.
+    command = [buf, "breaking", "proto", "--against", f"{baseline.against},subdir=proto"]
     print(f"breaking: {' '.join(command)}")
     result = subprocess.run(command, cwd=root, check=False)  # noqa: S603 - fixed argv
     if result.returncode == 0:

@@ -38,6 +38,17 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
 STUBS_ROOT = ROOT / "libs" / "protos" / "src"
 NAMESPACE = "acme"
+# The protos the contracts import from elsewhere (tools/proto_deps.py pins them): generated into
+# the Python package beside ours (`buf.validate.validate_pb2`: no PyPI package carries it for
+# google.protobuf 6), and for Go taken from the Go module of their owners (GO_IMPORTS).
+THIRD_PARTY_ROOT = ROOT / "third_party" / "protovalidate"
+THIRD_PARTY_PROTOS = ("buf/validate/validate.proto",)
+GO_IMPORTS = {
+    "buf/validate/validate.proto": (
+        "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate;validate"
+    ),
+}
+NAMESPACES = (NAMESPACE, "buf")  # the top-level packages generated under libs/protos/src
 MARKER = "py.typed"
 GO_STUBS_ROOT = ROOT / "libs" / "protos-go"  # the Go module of the generated code
 GO_MODULE = "acme.example/protos"  # its module path (libs/protos-go/go.mod)
@@ -64,6 +75,7 @@ PROTOC = [
     "-m",
     "grpc_tools.protoc",
     f"--proto_path={PROTO_ROOT}",
+    f"--proto_path={THIRD_PARTY_ROOT}",
     f"--proto_path={resources.files('grpc_tools') / '_proto'}",
 ]
 
@@ -105,12 +117,14 @@ def generate(out_dir: Path) -> None:
         "--mypy_opt=quiet",
         "--mypy_grpc_opt=quiet",
         *protos,
+        *THIRD_PARTY_PROTOS,
     ]
     subprocess.run(command, check=True, cwd=PROTO_ROOT)  # noqa: S603 - fixed argv, no shell
-    package_root = out_dir / NAMESPACE
-    for directory in [package_root, *sorted(p for p in package_root.rglob("*") if p.is_dir())]:
-        (directory / "__init__.py").touch()
-    (package_root / MARKER).touch()
+    for namespace in NAMESPACES:
+        package_root = out_dir / namespace
+        for directory in [package_root, *sorted(p for p in package_root.rglob("*") if p.is_dir())]:
+            (directory / "__init__.py").touch()
+        (package_root / MARKER).touch()
 
 
 def go_package(proto: str) -> str:
@@ -144,7 +158,8 @@ def generate_go(out_dir: Path, plugins: dict[str, Path]) -> None:
     """Run protoc with protoc-gen-go and protoc-gen-go-grpc into out_dir (source-relative
     paths: out_dir/acme/greeter/v1/greeter.pb.go, greeter_grpc.pb.go)."""
     protos = proto_files()
-    mappings = ",".join(f"M{proto}={go_package(proto)}" for proto in protos)
+    packages = {proto: go_package(proto) for proto in protos} | GO_IMPORTS
+    mappings = ",".join(f"M{proto}={package}" for proto, package in packages.items())
     command = [
         *PROTOC,
         *(f"--plugin={name}={path}" for name, path in plugins.items()),
@@ -158,13 +173,12 @@ def generate_go(out_dir: Path, plugins: dict[str, Path]) -> None:
 
 
 def relative_files(root: Path) -> set[str]:
-    """Every generated file below root/NAMESPACE, relative to root, bytecode caches excluded."""
-    base = root / NAMESPACE
-    if not base.exists():
-        return set()
+    """Every generated file below root/<each of NAMESPACES>, relative to root, bytecode caches
+    excluded."""
     return {
         p.relative_to(root).as_posix()
-        for p in base.rglob("*")
+        for namespace in NAMESPACES
+        for p in (root / namespace).rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
     }
 
@@ -230,9 +244,10 @@ def main(argv: list[str] | None = None) -> int:
             go_said = "; Go stubs match" if plugins is not None else ""
             print(f"codegen check passed: stubs match proto/{go_said}; web page {how}: no drift")
             return 0
-        shutil.rmtree(STUBS_ROOT / NAMESPACE, ignore_errors=True)
-        shutil.copytree(fresh / NAMESPACE, STUBS_ROOT / NAMESPACE)
-        print(f"codegen: {len(diff)} file(s) changed under libs/protos/src/{NAMESPACE}")
+        for namespace in NAMESPACES:
+            shutil.rmtree(STUBS_ROOT / namespace, ignore_errors=True)
+            shutil.copytree(fresh / namespace, STUBS_ROOT / namespace)
+        print(f"codegen: {len(diff)} file(s) changed under libs/protos/src")
         for name in diff:
             print(f"  {name}")
         if plugins is not None:

@@ -32,6 +32,9 @@ STAMP = WEB / "generated.sha256"
 # nothing here until the page uses it.
 PROTOS = ("acme/caller/v1/caller.proto", "acme/greeter/v1/greeter.proto")
 GOOGLE_PROTOS = ("google/rpc/error_details.proto",)
+# The protovalidate rules the contracts import (tools/codegen.py, tools/proto_deps.py).
+THIRD_PARTY = ROOT / "third_party" / "protovalidate"
+THIRD_PARTY_PROTOS = ("buf/validate/validate.proto",)
 ESBUILD_OPTIONS = (
     "--bundle",
     "--format=esm",
@@ -53,6 +56,7 @@ def inputs() -> dict[str, Path]:
     files = {f"proto/{name}": ROOT / "proto" / name for name in PROTOS}
     google = _google_protos_root()
     files |= {f"<googleapis-common-protos>/{name}": google / name for name in GOOGLE_PROTOS}
+    files |= {f"third_party/protovalidate/{n}": THIRD_PARTY / n for n in THIRD_PARTY_PROTOS}
     for name in ("src/main.ts", "package.json", "package-lock.json"):
         files[f"services/gateway/web/{name}"] = WEB / name
     return files
@@ -96,11 +100,13 @@ def generate(web: Path, static: Path) -> None:
         "grpc_tools.protoc",
         f"--proto_path={ROOT / 'proto'}",
         f"--proto_path={_google_protos_root()}",
+        f"--proto_path={THIRD_PARTY}",
         f"--plugin=protoc-gen-es={bin_dir / 'protoc-gen-es'}",
         f"--es_out={generated}",
         "--es_opt=target=ts",
         *PROTOS,
         *GOOGLE_PROTOS,
+        *THIRD_PARTY_PROTOS,
     ]
     subprocess.run(protoc, check=True, cwd=ROOT)  # noqa: S603 - fixed argv, no shell
     static.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,8 @@ the environment instead.
 
     python -m bench.servers.greeter_variant --metrics off
     python -m bench.servers.greeter_variant --wrapping off   # handlers as registered
+    python -m bench.servers.greeter_variant --validation off # requests not checked against
+                                                             # greeter.proto's buf.validate rules
 """
 
 from __future__ import annotations
@@ -27,8 +29,18 @@ def main() -> None:
         help="off: no per-call path at all (no auth, request ids, metrics, access log, error "
         "translation); what remains is the stack around it (health, reflection, settings)",
     )
+    parser.add_argument(
+        "--validation",
+        choices=["on", "off"],
+        default="on",
+        help="off: requests reach the handler unchecked against their buf.validate rules",
+    )
     args = parser.parse_args()
-    per_call = PerCall(wrapped=args.wrapping == "on", metrics=args.metrics == "on")
+    per_call = PerCall(
+        wrapped=args.wrapping == "on",
+        metrics=args.metrics == "on",
+        validation=args.validation == "on",
+    )
     run_service("greeter", GreeterSettings, build, per_call=per_call)
 
 

@@ -93,6 +93,15 @@ def greeter(
     return ServerProcess(name, python("greeter"), logs / f"{name}.log", env=env, port=port)
 
 
+def greeter_variant(name: str, logs: Path, token: str, *args: str) -> ServerProcess:
+    """bench.servers.greeter_variant: row 3's greeter and settings with one part of the
+    per-call path switched off through PerCall (args: e.g. "--validation", "off")."""
+    port = procs.free_port()
+    env = production_env(name, token, port)
+    argv = python("bench.servers.greeter_variant", *args)
+    return ServerProcess(name, argv, logs / f"{name}.log", env=env, port=port)
+
+
 def greeter_go(binary: Path, name: str, logs: Path, token: str) -> ServerProcess:
     """services/greeter-go (built by bench.toolchain.go_server) with the settings of greeter():
     the same environment variables, the same production stack (JSON access log at INFO, auth,

@@ -42,7 +42,7 @@ class SyncGreeter(greeter_pb2_grpc.GreeterServiceServicer):
         request_iterator: Iterator[greeter_pb2.GreetManyRequest],
         context: grpc.ServicerContext,
     ) -> greeter_pb2.GreetManyResponse:
-        names = [rules.validate_name(request.name) for request in request_iterator]
+        names = [rules.clean_name(request.name) for request in request_iterator]
         return greeter_pb2.GreetManyResponse(message=rules.greet_everyone(names), count=len(names))
 
     def Chat(

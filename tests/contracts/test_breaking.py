@@ -83,11 +83,13 @@ def check(repo: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A git repository on main with one commit: buf.yaml and a copy of proto/."""
+    """A git repository on main with one commit: buf.yaml and a copy of proto/ and of the
+    third-party protos it imports."""
     repo = tmp_path / "contracts"
     repo.mkdir()
     shutil.copy(ROOT / "buf.yaml", repo / "buf.yaml")
     shutil.copytree(ROOT / "proto", repo / "proto")
+    shutil.copytree(ROOT / "third_party", repo / "third_party")
     git(repo, "init", "--quiet", "--initial-branch=main")
     commit_all(repo, "contracts")
     return repo

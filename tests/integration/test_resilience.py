@@ -14,7 +14,7 @@ import pytest
 
 from acme.caller.v1 import caller_pb2, caller_pb2_grpc
 from acme.greeter.v1 import greeter_pb2, greeter_pb2_grpc
-from greeter.rules import MAX_LANGUAGES
+from tests.contracts.rules import field_rules
 from tests.processes import (
     EOF,
     RPC_TIMEOUT,
@@ -27,6 +27,11 @@ if TYPE_CHECKING:
     from acme.caller.v1.caller_pb2_grpc import CallerServiceAsyncStub
 
 pytestmark = pytest.mark.integration
+
+# The most languages one SayHelloLanguages request may ask for (greeter.proto's max_items).
+MAX_LANGUAGES = field_rules(
+    greeter_pb2.SayHelloLanguagesRequest.DESCRIPTOR, "languages"
+).repeated.max_items
 
 CLIENTS = 8  # concurrent callers of caller during the chaos test
 BEFORE_KILL = 2.0  # seconds of traffic before one greeter is killed

@@ -1,19 +1,25 @@
 """Property-based tests (hypothesis) of request validation, against the session's real greeter
-and against the pure greeting rules it runs.
+and against protovalidate in process.
 
-Over the wire the rules are the oracle: whatever unicode a client sends, the answer is OK with
-exactly the greeting rules.py computes, or INVALID_ARGUMENT with the same BadRequest field
-violations; never another code. Arbitrary bytes as a request never get more than
-INVALID_ARGUMENT. A sync grpc channel is used: hypothesis drives plain functions, and the
-channel fixture is module-scoped, so no function-scoped fixture is reused between examples.
+The oracle is the contract as its comments state it (proto/acme/greeter/v1/greeter.proto),
+written here once more in plain Python: a name of at most 100 characters, at least one of them
+not ASCII whitespace, no control character but ASCII whitespace around it; a language tag among
+the supported ones in any case, with ASCII whitespace around it, or empty. So these tests check
+the rules' CEL expressions against their prose, and the server against both: whatever unicode
+a client sends, the answer is OK with exactly the greeting rules.py computes, or
+INVALID_ARGUMENT with the violations the oracle predicts, in protovalidate's order; never
+another code. Arbitrary bytes as a request never get more than INVALID_ARGUMENT. A sync grpc
+channel is used: hypothesis drives plain functions, and the channel fixture is module-scoped,
+so no function-scoped fixture is reused between examples.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar, cast
+from collections.abc import Iterator, Sequence
+from typing import Any, cast
 
 import grpc
+import protovalidate
 import pytest
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
@@ -26,8 +32,6 @@ from greeter import rules
 from tests.processes import CHANNEL_OPTIONS, RPC_TIMEOUT, ServiceProcess
 
 pytestmark = pytest.mark.integration
-
-T = TypeVar("T")
 
 EXAMPLES = 150
 PROPERTY = settings(
@@ -116,24 +120,50 @@ def violations_of(error: grpc.RpcError) -> list[FieldViolation]:
     return found
 
 
-def outcome(rule: Callable[[], T]) -> T | InvalidArgument:
-    """What the pure rules make of an input: their result, or the InvalidArgument they raise."""
-    try:
-        result = rule()
-    except InvalidArgument as invalid:
-        event("INVALID_ARGUMENT")
-        return invalid
-    event("OK")
-    return result
+WHITESPACE = " \t\n\v\f\r"  # the whitespace the contract allows around a name or a tag
+NOT_EMPTY = "must not be empty"
+NO_CONTROL = "must not contain control characters"
+TOO_LONG = "must be at most 100 characters"
+UNSUPPORTED = f"must be one of the supported language tags: {', '.join(SUPPORTED)}"
+
+
+def name_violations(name: str, field: str = "name") -> list[FieldViolation]:
+    """What the contract says of a name, in protovalidate's order: the field's CEL rules as
+    declared (name.not_blank, name.no_control_characters), then its standard rule
+    (string.max_len)."""
+    found = []
+    if not name.strip(WHITESPACE):
+        found.append(FieldViolation(field, NOT_EMPTY))
+    if any(ord(c) <= 0x1F or 0x7F <= ord(c) <= 0x9F for c in name.strip(WHITESPACE)):
+        found.append(FieldViolation(field, NO_CONTROL))
+    if len(name) > 100:
+        found.append(FieldViolation(field, TOO_LONG))
+    return found
+
+
+def language_violations(language: str, field: str = "language") -> list[FieldViolation]:
+    tag = language.strip(WHITESPACE)
+    if tag == "" or (tag.isascii() and tag.lower() in SUPPORTED):
+        return []
+    return [FieldViolation(field, UNSUPPORTED)]
 
 
 def expect_invalid(error: grpc.RpcError, expected: InvalidArgument) -> None:
-    """error is INVALID_ARGUMENT with exactly the violations the rules raised."""
+    """error is INVALID_ARGUMENT with exactly the expected message and violations."""
     call = cast(grpc.Call, error)
     assert call.code() == grpc.StatusCode.INVALID_ARGUMENT, (call.code(), call.details())
     assert call.details() == expected.message
     assert violations_of(error) == list(expected.violations)
     assert call.details().isprintable()
+
+
+def verdict(violations: list[FieldViolation]) -> InvalidArgument | None:
+    """The error the server answers these violations with (None: it answers OK)."""
+    for found in violations:
+        event(f"INVALID_ARGUMENT {found.description}")
+    if not violations:
+        event("OK")
+    return InvalidArgument(*violations) if violations else None
 
 
 @PROPERTY
@@ -142,16 +172,15 @@ def test_say_hello_answers_ok_or_invalid_argument_as_the_rules_say(
     stub: greeter_pb2_grpc.GreeterServiceStub, name: str, language: str
 ) -> None:
     request = greeter_pb2.SayHelloRequest(name=name, language=language)
-    expected = outcome(lambda: rules.greet(name, language))
-    if isinstance(expected, InvalidArgument):
-        assert expected.violations[0].field in {"name", "language"}
+    expected = verdict(name_violations(name) + language_violations(language))
+    if expected is not None:
         with pytest.raises(grpc.RpcError) as raised:
             stub.SayHello(request, timeout=RPC_TIMEOUT)
         expect_invalid(raised.value, expected)
         return
     reply = stub.SayHello(request, timeout=RPC_TIMEOUT)
-    assert reply.message == expected
-    assert name.strip() in reply.message
+    assert reply.message == rules.greet(name, language)
+    assert name.strip(WHITESPACE) in reply.message
 
 
 @PROPERTY
@@ -160,42 +189,42 @@ def test_say_hello_languages_streams_or_names_the_bad_field(
     stub: greeter_pb2_grpc.GreeterServiceStub, name: str, tags: list[str]
 ) -> None:
     request = greeter_pb2.SayHelloLanguagesRequest(name=name, languages=tags)
-    expected = outcome(lambda: rules.greet_in_languages(name, tags))
-    if isinstance(expected, InvalidArgument):
-        field = expected.violations[0].field
-        assert field == "name" or field.startswith("languages")
+    found = name_violations(name)
+    for index, tag in enumerate(tags):
+        found += language_violations(tag, f"languages[{index}]")
+    expected = verdict(found)
+    if expected is not None:
         with pytest.raises(grpc.RpcError) as raised:
             list(stub.SayHelloLanguages(request, timeout=RPC_TIMEOUT))
         expect_invalid(raised.value, expected)
         return
     replies = list(stub.SayHelloLanguages(request, timeout=RPC_TIMEOUT))
-    assert [(reply.language, reply.message) for reply in replies] == expected
-
-
-def greet_batch(batch: list[str]) -> str:
-    """What GreetMany answers for these names, by the rules."""
-    cleaned = [
-        rules.validate_name(name, f"name (message {index})")
-        for index, name in enumerate(batch, start=1)
-    ]
-    return rules.greet_everyone(cleaned)
+    assert [(r.language, r.message) for r in replies] == rules.greet_in_languages(name, tags)
 
 
 @PROPERTY
 @given(batch=st.lists(names, max_size=8))
-def test_greet_many_counts_the_names_or_names_the_bad_message(
+def test_greet_many_counts_the_names_or_ends_at_the_first_bad_one(
     stub: greeter_pb2_grpc.GreeterServiceStub, batch: list[str]
 ) -> None:
     requests = [greeter_pb2.GreetManyRequest(name=name) for name in batch]
-    expected = outcome(lambda: greet_batch(batch))
-    if isinstance(expected, InvalidArgument):
-        assert expected.violations[0].field.startswith("name")
+    first_bad = next((found for name in batch if (found := name_violations(name))), [])
+    expected = verdict(first_bad)
+    if expected is not None:
         with pytest.raises(grpc.RpcError) as raised:
             stub.GreetMany(iter(requests), timeout=RPC_TIMEOUT)
         expect_invalid(raised.value, expected)
         return
+    if not batch:  # a rule over the stream (rules.py), not over a message
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.GreetMany(iter(requests), timeout=RPC_TIMEOUT)
+        with pytest.raises(InvalidArgument) as rule:
+            rules.greet_everyone([])
+        expect_invalid(raised.value, rule.value)
+        return
     reply = stub.GreetMany(iter(requests), timeout=RPC_TIMEOUT)
-    assert (reply.message, reply.count) == (expected, len(batch))
+    cleaned = [rules.clean_name(name) for name in batch]
+    assert (reply.message, reply.count) == (rules.greet_everyone(cleaned), len(batch))
 
 
 def parse_say_hello(payload: bytes) -> greeter_pb2.SayHelloRequest | None:
@@ -220,12 +249,13 @@ def test_arbitrary_request_bytes_get_ok_or_invalid_argument(
         call = cast(grpc.Call, error)
         assert call.code() == grpc.StatusCode.INVALID_ARGUMENT, (call.code(), call.details())
         violations = violations_of(error)
-        assert len(violations) == 1
         if request is None:
+            assert len(violations) == 1
             assert violations[0].field == "request"
             assert call.details().startswith("request: not a valid protobuf message")
         else:
-            assert violations[0].field in {"name", "language"}
+            expected = name_violations(request.name) + language_violations(request.language)
+            assert violations == expected
         return
     assert request is not None, f"{payload!r} does not parse yet was answered"
     assert greeter_pb2.SayHelloResponse.FromString(raw).message == rules.greet(
@@ -233,56 +263,34 @@ def test_arbitrary_request_bytes_get_ok_or_invalid_argument(
     )
 
 
-# ---------------------------------------------------------------- the pure rules
+# ------------------------------------------------- the contract's rules, in process
+
+
+def protovalidate_says(message: Any) -> list[FieldViolation]:
+    """protovalidate's violations of a message whose fields are plain (no subscripts)."""
+    found = []
+    for violation in protovalidate.collect_violations(message):
+        path = violation.proto.field
+        assert path is not None, "a rule of the whole message: none in greeter.proto"
+        found.append(
+            FieldViolation(".".join(e.field_name for e in path.elements), violation.proto.message)
+        )
+    return found
 
 
 @PROPERTY
-@given(language=languages)
-def test_validate_language_accepts_exactly_the_supported_tags(language: str) -> None:
-    tag = language.strip().lower() or rules.DEFAULT_LANGUAGE
-    if tag in rules.TEMPLATES:
-        assert rules.validate_language(language) == tag
-        return
-    with pytest.raises(InvalidArgument) as raised:
-        rules.validate_language(language, "languages[3]")
-    [violation] = raised.value.violations
-    assert violation.field == "languages[3]"
-    assert violation.description == f"unsupported {tag!r}; supported: {', '.join(SUPPORTED)}"
+@given(name=names, language=languages)
+def test_the_rules_mean_what_the_contract_says(name: str, language: str) -> None:
+    """protovalidate's verdict on greeter.proto's CEL rules is the prose of its comments."""
+    request = greeter_pb2.SayHelloRequest(name=name, language=language)
+    assert protovalidate_says(request) == name_violations(name) + language_violations(language)
 
 
 @PROPERTY
 @given(name=names)
-def test_validate_name_is_idempotent_and_explains_every_refusal(name: str) -> None:
-    cleaned = outcome(lambda: rules.validate_name(name, "who"))
-    if isinstance(cleaned, InvalidArgument):
-        [violation] = cleaned.violations
-        assert violation.field == "who"
-        assert cleaned.message == f"who: {violation.description}"
-        assert violation.description.startswith(
-            ("must not be empty", "must be at most", "must not contain")
-        )
-        return
-    assert cleaned == name.strip()
-    assert 1 <= len(cleaned) <= rules.MAX_NAME_LENGTH
-    assert rules.validate_name(cleaned) == cleaned
-
-
-@PROPERTY
-@given(name=names, tags=st.lists(languages, max_size=12))
-def test_greet_in_languages_blames_the_first_bad_index(name: str, tags: list[str]) -> None:
-    try:
-        rules.validate_name(name)
-    except InvalidArgument:
-        return  # the name is checked first; covered above
-    bad = [
-        index
-        for index, tag in enumerate(tags)
-        if (tag.strip().lower() or rules.DEFAULT_LANGUAGE) not in rules.TEMPLATES
-    ]
-    if not bad:
-        pairs = rules.greet_in_languages(name, tags)
-        assert len(pairs) == (len(tags) or len(SUPPORTED))
-        return
-    with pytest.raises(InvalidArgument) as raised:
-        rules.greet_in_languages(name, tags)
-    assert raised.value.violations[0].field == f"languages[{bad[0]}]"
+def test_clean_name_trims_only_what_the_contract_allows(name: str) -> None:
+    cleaned = rules.clean_name(name)
+    assert cleaned == rules.clean_name(cleaned)
+    assert name.strip(WHITESPACE) == cleaned
+    if not name_violations(name):
+        assert cleaned  # a valid name never greets nobody

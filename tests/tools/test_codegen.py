@@ -20,10 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def copy_of_repo(tmp_path: Path) -> Path:
     """The parts codegen reads and writes, copied so the real tree is never touched: the
-    protos and buf.yaml, the Python and Go stubs, the Go module pinning the Go plugins, and the
-    gateway's web page with its generators (tools/webgen.py; the copy links to the real
-    node_modules, installed here when npm can)."""
+    protos (ours and third_party/) and buf.yaml, the Python and Go stubs, the Go module pinning
+    the Go plugins, and the gateway's web page with its generators (tools/webgen.py; the copy
+    links to the real node_modules, installed here when npm can)."""
     shutil.copytree(ROOT / "proto", tmp_path / "proto")
+    shutil.copytree(ROOT / "third_party", tmp_path / "third_party")
     shutil.copy(ROOT / "buf.yaml", tmp_path / "buf.yaml")
     shutil.copytree(ROOT / "libs" / "protos" / "src", tmp_path / "libs" / "protos" / "src")
     shutil.copytree(ROOT / "libs" / "protos-go", tmp_path / "libs" / "protos-go")

@@ -272,6 +272,7 @@ def stage(names: Names, root: Path, staging: Path) -> dict[str, str]:
         (staging / relative).write_text(text, encoding="utf-8")
     module = staging / "buf-module"
     shutil.copytree(root / "proto", module / "proto")
+    shutil.copytree(root / "third_party", module / "third_party")
     shutil.copy(root / "buf.yaml", module)
     shutil.copytree(staging / "proto", module / "proto", dirs_exist_ok=True)
     new = f"proto/acme/{names.name}"

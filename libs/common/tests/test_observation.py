@@ -14,7 +14,7 @@ import pytest
 from google.protobuf import wrappers_pb2
 from prometheus_client import REGISTRY
 
-from acme_common._call.malformed import MalformedRequest
+from acme_common._call.malformed import malformed
 from acme_common._call.observation import Observation, status_code
 from acme_common._call.request_ids import current_request_id
 from acme_common._call.stream_end import StreamCut, StreamEnd
@@ -129,7 +129,7 @@ async def test_checked_stream_rejects_a_malformed_message(
     make_context: Callable[..., Any],
 ) -> None:
     observed = observation("/test.observation.v1.Service/Malformed", "bidi_stream")
-    _, stream = observed.begin(requests("ok", MalformedRequest("bad")), make_context())
+    _, stream = observed.begin(requests("ok", malformed("bad")), make_context())
     assert await anext(stream) == "ok"
     with pytest.raises(InvalidArgument):
         await anext(stream)

@@ -71,12 +71,8 @@ def test_greeters_validation_message_stays() -> None:
     assert greeter_failure_message(error) == "name: must not be empty"
 
 
-def test_name_lists_are_checked_for_count_and_length() -> None:
+def test_name_lists_are_checked_against_the_setting() -> None:
     check_names(["Ada"] * 3, max_names=3)
     with pytest.raises(InvalidArgument) as raised:
-        check_names([], max_names=3)
-    assert raised.value.violations == (FieldViolation("names", "must list 1 to 3 names, got 0"),)
-    with pytest.raises(InvalidArgument) as raised:
-        check_names(["Ada", "x" * 101, "Alan", "y" * 5000], max_names=10)
-    assert [v.field for v in raised.value.violations] == ["names[1]", "names[3]"]
-    assert raised.value.violations[1].description == "must be at most 100 characters, got 5000"
+        check_names(["Ada"] * 4, max_names=3)
+    assert raised.value.violations == (FieldViolation("names", "must list 1 to 3 names, got 4"),)

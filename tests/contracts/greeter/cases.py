@@ -53,6 +53,7 @@ class Case:
     requests: list[dict[str, Any]]
     raw: bytes | None  # the request's bytes as sent, for paths outside the stubs
     metadata: dict[str, str]
+    env: dict[str, str]  # settings over the contract's: the case gets a server of its own
     send_request_id: bool
     replies: list[dict[str, Any]] | None
     reply_count: int | None
@@ -103,6 +104,7 @@ def contract() -> Contract:
                 requests=raw.get("requests", []),
                 raw=bytes.fromhex(raw["raw"]) if "raw" in raw else None,
                 metadata=raw.get("metadata", default_metadata),
+                env=raw.get("env", {}),
                 send_request_id=raw.get("send_request_id", True),
                 replies=raw.get("replies"),
                 reply_count=raw.get("reply_count"),

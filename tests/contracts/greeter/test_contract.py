@@ -16,6 +16,7 @@ import signal
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,21 @@ def start(
         pytest.fail(str(error))
 
 
+@contextmanager
+def own_server(
+    implementation: Implementation, builds: Builds, directory: Path, env: dict[str, str]
+) -> Iterator[Server]:
+    """A process of implementation with env over the contract's settings, for one test."""
+    metrics_port = free_port()
+    settings = {**env, "METRICS_PORT": str(metrics_port)}
+    process = start(implementation, builds, directory / "server.log", settings)
+    try:
+        yield Server(implementation, process, metrics_port)
+    finally:
+        code = process.stop()
+    assert code == 0, f"{implementation.name} exited {code}; log:\n{process.log_text()}"
+
+
 @pytest.fixture(scope="module")
 def server(
     request: pytest.FixtureRequest,
@@ -107,18 +123,8 @@ def server(
     """One process of the implementation for the module's cases (they leave it unchanged)."""
     implementation: Implementation = request.param
     directory = tmp_path_factory.mktemp(f"contract-{implementation.name}")
-    metrics_port = free_port()
-    process = start(
-        implementation,
-        implementation_builds,
-        directory / "server.log",
-        {"METRICS_PORT": str(metrics_port)},
-    )
-    try:
-        yield Server(implementation, process, metrics_port)
-    finally:
-        code = process.stop()
-    assert code == 0, f"{implementation.name} exited {code}; log:\n{process.log_text()}"
+    with own_server(implementation, implementation_builds, directory, {}) as served:
+        yield served
 
 
 async def access_line(server: Server, case: Case, before: int) -> dict[str, Any] | None:
@@ -139,7 +145,17 @@ async def access_line(server: Server, case: Case, before: int) -> dict[str, Any]
 
 @by_implementation
 @pytest.mark.parametrize("case", CONTRACT.cases, ids=[case.id for case in CONTRACT.cases])
-async def test_case(server: Server, case: Case) -> None:
+async def test_case(
+    server: Server, case: Case, implementation_builds: Builds, tmp_path: Path
+) -> None:
+    if not case.env:
+        await check_case(server, case)
+        return
+    with own_server(server.implementation, implementation_builds, tmp_path, case.env) as own:
+        await check_case(own, case)
+
+
+async def check_case(server: Server, case: Case) -> None:
     before = len(server.access_lines())
     async with grpc.aio.insecure_channel(server.process.address) as channel:
         outcome = await run(channel, case)
@@ -199,9 +215,16 @@ async def reflect(address: str, request: Any) -> Any:
     return response
 
 
-@by_implementation
-async def test_reflection_is_open_and_lists_the_services(server: Server) -> None:
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS, ids=[i.name for i in IMPLEMENTATIONS])
+async def test_reflection_is_open_and_lists_the_services(
+    implementation: Implementation, implementation_builds: Builds, tmp_path: Path
+) -> None:
     reflection = CONTRACT.sections["reflection"]
+    with own_server(implementation, implementation_builds, tmp_path, reflection["env"]) as server:
+        await check_reflection(server, reflection)
+
+
+async def check_reflection(server: Server, reflection: dict[str, Any]) -> None:
     listed = await reflect(
         server.process.address, reflection_pb2.ServerReflectionRequest(list_services="")
     )
@@ -236,7 +259,7 @@ async def test_metrics_names_and_labels(server: Server) -> None:
     # One call of each method, and one call ending with each code the cases know.
     chosen: dict[str, Case] = {}
     for case in CONTRACT.cases:
-        if case.log and case.raw is None:
+        if case.log and case.raw is None and not case.env:
             chosen.setdefault(case.rpc, case)
             chosen.setdefault(case.code, case)
     async with grpc.aio.insecure_channel(server.process.address) as channel:

@@ -33,7 +33,14 @@ function load(protoDir) {
   const definition = protoLoader.loadSync(
     ['acme/greeter/v1/greeter.proto', 'acme/caller/v1/caller.proto'],
     // keepCase: field names as in the .proto (served_by), like every other language's JSON.
-    { includeDirs: [protoDir], keepCase: true, longs: String, enums: String, defaults: true },
+    // The contracts import buf/validate/validate.proto, vendored beside proto/ (docs/contracts.md).
+    {
+      includeDirs: [protoDir, path.resolve(protoDir, '..', 'third_party', 'protovalidate')],
+      keepCase: true,
+      longs: String,
+      enums: String,
+      defaults: true,
+    },
   );
   return grpc.loadPackageDefinition(definition).acme;
 }

@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 
 from acme_common._admin import AdminServer, add_introspection
+from acme_common._call import validation
 from acme_common._call.handlers import EVERY_PART, CallHandlers, PerCall, Registrar
 from acme_common._event_loop import running_loop_name
 from acme_common._health import HealthServicer
@@ -69,12 +70,14 @@ class ServiceHost:
         self.health = HealthServicer()
         self.forcing_stop = False  # the grace period is over: grpc cancels what still runs
         self.call_handlers: CallHandlers | None = None
+        self.validating = per_call.wrapped and per_call.validation
         if per_call.wrapped:
             self.call_handlers = CallHandlers(
                 settings,
                 tracing=tracer_provider is not None,
                 shutting_down=lambda: self.forcing_stop,
                 metrics=per_call.metrics,
+                validation=per_call.validation,
             )
         # No interceptor of ours: with none, grpc looks handlers up synchronously (see
         # _call/handlers.py); tracing's interceptor is the only one, when it is on.
@@ -99,6 +102,8 @@ class ServiceHost:
             add_introspection(registrar, names)
         if handlers is not None:
             self.server.add_generic_rpc_handlers((handlers,))
+        if self.validating:
+            validation.prepare(names)
         address = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
         credentials = server_credentials(self.settings)
         # One admin server per process group: with GRPC_WORKERS the first worker serves it (a

@@ -1,5 +1,5 @@
-"""Caller's rules: which name lists it takes, and Greeter's failures translated into statuses
-that make sense to Caller's own clients."""
+"""Caller's rules: how many names one call may list (a server setting), and Greeter's failures
+translated into statuses that make sense to Caller's own clients."""
 
 from __future__ import annotations
 
@@ -17,27 +17,16 @@ from acme_common import (
     status_details,
 )
 
-# IntroduceAll repeats each name in its reply: longer names would let a request of a few MiB
-# ask for a reply past the message limit. Greeter's own limit is the same.
-MAX_NAME_LENGTH = 100
-
 
 def check_names(names: Sequence[str], max_names: int) -> None:
-    """InvalidArgument unless there are 1 to max_names names of at most MAX_NAME_LENGTH
-    characters each (one violation per name that is too long)."""
-    if not 1 <= len(names) <= max_names:
+    """InvalidArgument when there are more than max_names names. CALLER_MAX_NAMES is a server
+    setting, so not a rule of the contract; the contract's own (at least one name, each at
+    most 100 characters: proto/acme/caller/v1/caller.proto) are checked by libs/common before
+    the servicer runs."""
+    if len(names) > max_names:
         raise InvalidArgument(
             FieldViolation("names", f"must list 1 to {max_names} names, got {len(names)}")
         )
-    too_long = [
-        FieldViolation(
-            f"names[{index}]", f"must be at most {MAX_NAME_LENGTH} characters, got {len(name)}"
-        )
-        for index, name in enumerate(names)
-        if len(name) > MAX_NAME_LENGTH
-    ]
-    if too_long:
-        raise InvalidArgument(*too_long)
 
 
 # Statuses whose message grpc core may have written about Caller's own connections (peer

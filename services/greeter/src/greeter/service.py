@@ -37,7 +37,7 @@ class GreeterService(greeter_pb2_grpc.GreeterServiceServicer):
         names: list[str] = []
         async for request in request_iterator:
             self._check_stream_length(len(names))
-            names.append(rules.validate_name(request.name, f"name (message {len(names) + 1})"))
+            names.append(rules.clean_name(request.name))
         message = rules.greet_everyone(names)
         return greeter_pb2.GreetManyResponse(message=message, count=len(names))
 
@@ -51,6 +51,7 @@ class GreeterService(greeter_pb2_grpc.GreeterServiceServicer):
             yield greeter_pb2.ChatResponse(message=rules.greet(request.name), sequence=sequence)
 
     def _check_stream_length(self, received: int) -> None:
+        # A server setting (GREETER_MAX_STREAM_NAMES), so not a rule of the contract.
         if received >= self.max_stream_names:
             raise ResourceExhausted(f"a stream may carry at most {self.max_stream_names} names")
 

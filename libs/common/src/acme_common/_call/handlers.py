@@ -1,7 +1,8 @@
 """The per-call path every service gets, composed of: bearer-token auth (auth.py), request ids
 (request_ids.py), per-call bookkeeping: metrics, status code and access-log line
 (observation.py, ../_metrics.py, access_log.py), error translation (error_status.py), malformed
-requests (malformed.py) and replies over GRPC_MAX_MESSAGE_BYTES.
+requests (malformed.py), requests that break their contract's rules (validation.py) and replies
+over GRPC_MAX_MESSAGE_BYTES.
 
 It is not a grpc.aio interceptor: a server with one runs an async interceptor pipeline before
 every call, which cost more than the parts themselves (bench/README.md, "Instructions per
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 import grpc
 from grpc.aio import AbortError
 
-from acme_common._call import auth
+from acme_common._call import auth, validation
 from acme_common._call.error_status import abort_with_status
 from acme_common._call.malformed import reject_malformed, tolerant
 from acme_common._call.observation import Observation, ServicerContext
@@ -52,6 +53,8 @@ class PerCall:
     wrapped: bool = True  # False: handlers served as registered: no auth, request ids,
     # metrics, access log, error translation or malformed-request answers
     metrics: bool = True  # False: the grpc_server_* metrics are not updated
+    validation: bool = True  # False: requests reach the handler unchecked against their
+    # buf.validate rules (validation.py), so a service sees input its contract refuses
 
 
 EVERY_PART = PerCall()  # what production runs
@@ -68,16 +71,19 @@ class CallHandlers(_GenericHandlerBase):
         tracing: bool,
         shutting_down: Callable[[], bool],
         metrics: bool = True,
+        validation: bool = True,
     ) -> None:
         """settings: instance_name, auth_tokens, access_log and grpc_max_message_bytes are
         read; tracing: whether the OpenTelemetry interceptor runs around these handlers;
         shutting_down: True once the server cancels the calls that remain (they are recorded
-        UNAVAILABLE); metrics: whether the grpc_server_* metrics are updated."""
+        UNAVAILABLE); metrics: whether the grpc_server_* metrics are updated; validation:
+        whether requests are checked against their buf.validate rules."""
         self._settings = settings
         self._checker = auth.checker_for(settings.auth_tokens)
         self._tracing = tracing
         self._shutting_down = shutting_down
         self._metrics = metrics
+        self._validation = validation
         self._registered: dict[str, MethodHandler] = {}
         self._generic: list[grpc.GenericRpcHandler[Any, Any]] = []
         self._methods: dict[str, _MethodHandlers] = {}
@@ -141,9 +147,13 @@ class CallHandlers(_GenericHandlerBase):
             # A handler that writes its replies with context.write gets grpc's serializer,
             # checked; the others have theirs serialized here, inside the observed call.
             written = observation.response_streaming and inspect.iscoroutinefunction(behavior)
+            deserialize = handler.request_deserializer
+            # Parsed and checked against its rules as grpc hands each message over: a unary
+            # request before the handler runs, a streamed one as the handler reads it.
+            check = validation.check_of(deserialize) if self._validation else None
             observed = make_handler(
                 _wrap(observation, behavior, self._tracing, serialize),
-                request_deserializer=tolerant(handler.request_deserializer),
+                request_deserializer=tolerant(deserialize, check),
                 response_serializer=_counted(serialize, observation) if written else None,
             )
             # What an unauthenticated client sent is never parsed: it gets UNAUTHENTICATED,

@@ -7,6 +7,7 @@
 package callerv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -24,9 +25,10 @@ const (
 // IntroduceRequest names the person to introduce.
 type IntroduceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The name of the person: 1 to 100 characters, not only whitespace.
+	// The name of the person, as acme.greeter.v1.SayHelloRequest.name says.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Optional language tag passed through to Greeter; empty means "en".
+	// Optional language tag passed through to Greeter, as acme.greeter.v1.SayHelloRequest.language
+	// says; empty means "en".
 	Language      string `protobuf:"bytes,2,opt,name=language,proto3" json:"language,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -134,9 +136,12 @@ func (x *IntroduceResponse) GetGreeterInstance() string {
 // IntroduceAllRequest lists the people to introduce.
 type IntroduceAllRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The names to greet: 1 to 100 of them, each 1 to 100 characters.
+	// The names to greet: at least one (the server's CALLER_MAX_NAMES setting bounds how many),
+	// each at most 100 characters. Greeter checks the other rules of a name for each one, and
+	// IntroduceAllResponse reports a name it refuses as that name's failure.
 	Names []string `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
-	// Optional language tag used for every greeting; empty means "en".
+	// Optional language tag used for every greeting, as acme.greeter.v1.SayHelloRequest.language
+	// says; empty means "en".
 	Language      string `protobuf:"bytes,2,opt,name=language,proto3" json:"language,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -336,16 +341,20 @@ var File_acme_caller_v1_caller_proto protoreflect.FileDescriptor
 
 const file_acme_caller_v1_caller_proto_rawDesc = "" +
 	"\n" +
-	"\x1bacme/caller/v1/caller.proto\x12\x0eacme.caller.v1\"B\n" +
-	"\x10IntroduceRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
-	"\blanguage\x18\x02 \x01(\tR\blanguage\"X\n" +
+	"\x1bacme/caller/v1/caller.proto\x12\x0eacme.caller.v1\x1a\x1bbuf/validate/validate.proto\"\xee\x03\n" +
+	"\x10IntroduceRequest\x12\xee\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\xd9\x01\xbaH\xd5\x01\xba\x01C\n" +
+	"\x0ename.not_blank\x12\x11must not be empty\x1a\x1ethis.matches('[^ \\t\\n\\v\\f\\r]')\xba\x01\x87\x01\n" +
+	"\x1aname.no_control_characters\x12#must not contain control characters\x1aDthis.matches('^[ \\t\\n\\v\\f\\r]*[^\\x00-\\x1f\\x7f-\\x9f]*[ \\t\\n\\v\\f\\r]*$')r\x02\x18dR\x04name\x12\xe8\x01\n" +
+	"\blanguage\x18\x02 \x01(\tB\xcb\x01\xbaH\xc7\x01\xba\x01\xc0\x01\n" +
+	"\x12language.supported\x12Bmust be one of the supported language tags: de, en, es, fr, it, pt\x1afthis.matches('^[ \\t\\n\\v\\f\\r]*([dD][eE]|[eE][nN]|[eE][sS]|[fF][rR]|[iI][tT]|[pP][tT])?[ \\t\\n\\v\\f\\r]*$')\xd8\x01\x01R\blanguage\"X\n" +
 	"\x11IntroduceResponse\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12)\n" +
-	"\x10greeter_instance\x18\x02 \x01(\tR\x0fgreeterInstance\"G\n" +
-	"\x13IntroduceAllRequest\x12\x14\n" +
-	"\x05names\x18\x01 \x03(\tR\x05names\x12\x1a\n" +
-	"\blanguage\x18\x02 \x01(\tR\blanguage\"\x90\x01\n" +
+	"\x10greeter_instance\x18\x02 \x01(\tR\x0fgreeterInstance\"\xa6\x02\n" +
+	"\x13IntroduceAllRequest\x12$\n" +
+	"\x05names\x18\x01 \x03(\tB\x0e\xbaH\v\x92\x01\b\b\x01\"\x04r\x02\x18dR\x05names\x12\xe8\x01\n" +
+	"\blanguage\x18\x02 \x01(\tB\xcb\x01\xbaH\xc7\x01\xba\x01\xc0\x01\n" +
+	"\x12language.supported\x12Bmust be one of the supported language tags: de, en, es, fr, it, pt\x1afthis.matches('^[ \\t\\n\\v\\f\\r]*([dD][eE]|[eE][nN]|[eE][sS]|[fF][rR]|[iI][tT]|[pP][tT])?[ \\t\\n\\v\\f\\r]*$')\xd8\x01\x01R\blanguage\"\x90\x01\n" +
 	"\x14IntroduceAllResponse\x12B\n" +
 	"\rintroductions\x18\x01 \x03(\v2\x1c.acme.caller.v1.IntroductionR\rintroductions\x12\x1c\n" +
 	"\tsucceeded\x18\x02 \x01(\x05R\tsucceeded\x12\x16\n" +

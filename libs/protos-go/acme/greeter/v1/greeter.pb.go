@@ -7,6 +7,7 @@
 package greeterv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -24,9 +25,13 @@ const (
 // SayHelloRequest names the person to greet.
 type SayHelloRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The name of the person to greet: 1 to 100 characters, not only whitespace.
+	// The name of the person to greet: at most 100 characters, at least one of them not
+	// whitespace (space, tab, line feed, vertical tab, form feed, carriage return), and no
+	// control character (U+0000-U+001F, U+007F-U+009F) but whitespace around the name. The
+	// server trims that surrounding whitespace.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Optional BCP 47 language tag for the greeting, for example "en" or "fr"; empty means "en".
+	// Tags compare without regard to case (RFC 5646) or surrounding whitespace.
 	Language      string `protobuf:"bytes,2,opt,name=language,proto3" json:"language,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -134,9 +139,13 @@ func (x *SayHelloResponse) GetServedBy() string {
 // SayHelloLanguagesRequest names the person and the languages to greet them in.
 type SayHelloLanguagesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The name of the person to greet: 1 to 100 characters, not only whitespace.
+	// The name of the person to greet, as SayHelloRequest.name says: at most 100 characters, at least one of them not
+	// whitespace (space, tab, line feed, vertical tab, form feed, carriage return), and no
+	// control character (U+0000-U+001F, U+007F-U+009F) but whitespace around the name. The
+	// server trims that surrounding whitespace.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// The language tags to greet in, in order; empty means every supported language.
+	// The language tags to greet in, in order, at most 1000 of them, each one as
+	// SayHelloRequest.language says; no tags means every supported language.
 	Languages     []string `protobuf:"bytes,2,rep,name=languages,proto3" json:"languages,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -244,7 +253,7 @@ func (x *SayHelloLanguagesResponse) GetMessage() string {
 // GreetManyRequest carries one name of the stream.
 type GreetManyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The name of one person: 1 to 100 characters, not only whitespace.
+	// The name of one person, as SayHelloRequest.name says.
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -345,7 +354,7 @@ func (x *GreetManyResponse) GetCount() int32 {
 // ChatRequest is one line of the conversation from the client.
 type ChatRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The name of the person speaking: 1 to 100 characters, not only whitespace.
+	// The name of the person speaking, as SayHelloRequest.name says.
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -447,26 +456,36 @@ var File_acme_greeter_v1_greeter_proto protoreflect.FileDescriptor
 
 const file_acme_greeter_v1_greeter_proto_rawDesc = "" +
 	"\n" +
-	"\x1dacme/greeter/v1/greeter.proto\x12\x0facme.greeter.v1\"A\n" +
-	"\x0fSayHelloRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
-	"\blanguage\x18\x02 \x01(\tR\blanguage\"I\n" +
+	"\x1dacme/greeter/v1/greeter.proto\x12\x0facme.greeter.v1\x1a\x1bbuf/validate/validate.proto\"\xed\x03\n" +
+	"\x0fSayHelloRequest\x12\xee\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\xd9\x01\xbaH\xd5\x01\xba\x01C\n" +
+	"\x0ename.not_blank\x12\x11must not be empty\x1a\x1ethis.matches('[^ \\t\\n\\v\\f\\r]')\xba\x01\x87\x01\n" +
+	"\x1aname.no_control_characters\x12#must not contain control characters\x1aDthis.matches('^[ \\t\\n\\v\\f\\r]*[^\\x00-\\x1f\\x7f-\\x9f]*[ \\t\\n\\v\\f\\r]*$')r\x02\x18dR\x04name\x12\xe8\x01\n" +
+	"\blanguage\x18\x02 \x01(\tB\xcb\x01\xbaH\xc7\x01\xba\x01\xc0\x01\n" +
+	"\x12language.supported\x12Bmust be one of the supported language tags: de, en, es, fr, it, pt\x1afthis.matches('^[ \\t\\n\\v\\f\\r]*([dD][eE]|[eE][nN]|[eE][sS]|[fF][rR]|[iI][tT]|[pP][tT])?[ \\t\\n\\v\\f\\r]*$')\xd8\x01\x01R\blanguage\"I\n" +
 	"\x10SayHelloResponse\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x1b\n" +
-	"\tserved_by\x18\x02 \x01(\tR\bservedBy\"L\n" +
-	"\x18SayHelloLanguagesRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
-	"\tlanguages\x18\x02 \x03(\tR\tlanguages\"Q\n" +
+	"\tserved_by\x18\x02 \x01(\tR\bservedBy\"\xff\x03\n" +
+	"\x18SayHelloLanguagesRequest\x12\xee\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\xd9\x01\xbaH\xd5\x01\xba\x01C\n" +
+	"\x0ename.not_blank\x12\x11must not be empty\x1a\x1ethis.matches('[^ \\t\\n\\v\\f\\r]')\xba\x01\x87\x01\n" +
+	"\x1aname.no_control_characters\x12#must not contain control characters\x1aDthis.matches('^[ \\t\\n\\v\\f\\r]*[^\\x00-\\x1f\\x7f-\\x9f]*[ \\t\\n\\v\\f\\r]*$')r\x02\x18dR\x04name\x12\xf1\x01\n" +
+	"\tlanguages\x18\x02 \x03(\tB\xd2\x01\xbaH\xce\x01\x92\x01\xca\x01\x10\xe8\a\"\xc4\x01\xba\x01\xc0\x01\n" +
+	"\x12language.supported\x12Bmust be one of the supported language tags: de, en, es, fr, it, pt\x1afthis.matches('^[ \\t\\n\\v\\f\\r]*([dD][eE]|[eE][nN]|[eE][sS]|[fF][rR]|[iI][tT]|[pP][tT])?[ \\t\\n\\v\\f\\r]*$')R\tlanguages\"Q\n" +
 	"\x19SayHelloLanguagesResponse\x12\x1a\n" +
 	"\blanguage\x18\x01 \x01(\tR\blanguage\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"&\n" +
-	"\x10GreetManyRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"C\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x83\x02\n" +
+	"\x10GreetManyRequest\x12\xee\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\xd9\x01\xbaH\xd5\x01\xba\x01C\n" +
+	"\x0ename.not_blank\x12\x11must not be empty\x1a\x1ethis.matches('[^ \\t\\n\\v\\f\\r]')\xba\x01\x87\x01\n" +
+	"\x1aname.no_control_characters\x12#must not contain control characters\x1aDthis.matches('^[ \\t\\n\\v\\f\\r]*[^\\x00-\\x1f\\x7f-\\x9f]*[ \\t\\n\\v\\f\\r]*$')r\x02\x18dR\x04name\"C\n" +
 	"\x11GreetManyResponse\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x05R\x05count\"!\n" +
-	"\vChatRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"D\n" +
+	"\x05count\x18\x02 \x01(\x05R\x05count\"\xfe\x01\n" +
+	"\vChatRequest\x12\xee\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\xd9\x01\xbaH\xd5\x01\xba\x01C\n" +
+	"\x0ename.not_blank\x12\x11must not be empty\x1a\x1ethis.matches('[^ \\t\\n\\v\\f\\r]')\xba\x01\x87\x01\n" +
+	"\x1aname.no_control_characters\x12#must not contain control characters\x1aDthis.matches('^[ \\t\\n\\v\\f\\r]*[^\\x00-\\x1f\\x7f-\\x9f]*[ \\t\\n\\v\\f\\r]*$')r\x02\x18dR\x04name\"D\n" +
 	"\fChatResponse\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x05R\bsequence2\xee\x02\n" +

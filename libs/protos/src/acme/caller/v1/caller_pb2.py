@@ -22,25 +22,34 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61\x63me/caller/v1/caller.proto\x12\x0e\x61\x63me.caller.v1\"2\n\x10IntroduceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\">\n\x11IntroduceResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x18\n\x10greeter_instance\x18\x02 \x01(\t\"6\n\x13IntroduceAllRequest\x12\r\n\x05names\x18\x01 \x03(\t\x12\x10\n\x08language\x18\x02 \x01(\t\"n\n\x14IntroduceAllResponse\x12\x33\n\rintroductions\x18\x01 \x03(\x0b\x32\x1c.acme.caller.v1.Introduction\x12\x11\n\tsucceeded\x18\x02 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\x05\"r\n\x0cIntroduction\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x18\n\x10greeter_instance\x18\x03 \x01(\t\x12\x12\n\nerror_code\x18\x04 \x01(\t\x12\x15\n\rerror_message\x18\x05 \x01(\t2\xbc\x01\n\rCallerService\x12P\n\tIntroduce\x12 .acme.caller.v1.IntroduceRequest\x1a!.acme.caller.v1.IntroduceResponse\x12Y\n\x0cIntroduceAll\x12#.acme.caller.v1.IntroduceAllRequest\x1a$.acme.caller.v1.IntroduceAllResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61\x63me/caller/v1/caller.proto\x12\x0e\x61\x63me.caller.v1\x1a\x1b\x62uf/validate/validate.proto\"\xde\x03\n\x10IntroduceRequest\x12\xe8\x01\n\x04name\x18\x01 \x01(\tB\xd9\x01\xbaH\xd5\x01r\x02\x18\x64\xba\x01\x43\n\x0ename.not_blank\x12\x11must not be empty\x1a\x1ethis.matches(\'[^ \\t\\n\\v\\f\\r]\')\xba\x01\x87\x01\n\x1aname.no_control_characters\x12#must not contain control characters\x1a\x44this.matches(\'^[ \\t\\n\\v\\f\\r]*[^\\x00-\\x1f\\x7f-\\x9f]*[ \\t\\n\\v\\f\\r]*$\')\x12\xde\x01\n\x08language\x18\x02 \x01(\tB\xcb\x01\xbaH\xc7\x01\xba\x01\xc0\x01\n\x12language.supported\x12\x42must be one of the supported language tags: de, en, es, fr, it, pt\x1a\x66this.matches(\'^[ \\t\\n\\v\\f\\r]*([dD][eE]|[eE][nN]|[eE][sS]|[fF][rR]|[iI][tT]|[pP][tT])?[ \\t\\n\\v\\f\\r]*$\')\xd8\x01\x01\">\n\x11IntroduceResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x18\n\x10greeter_instance\x18\x02 \x01(\t\"\x95\x02\n\x13IntroduceAllRequest\x12\x1d\n\x05names\x18\x01 \x03(\tB\x0e\xbaH\x0b\x92\x01\x08\x08\x01\"\x04r\x02\x18\x64\x12\xde\x01\n\x08language\x18\x02 \x01(\tB\xcb\x01\xbaH\xc7\x01\xba\x01\xc0\x01\n\x12language.supported\x12\x42must be one of the supported language tags: de, en, es, fr, it, pt\x1a\x66this.matches(\'^[ \\t\\n\\v\\f\\r]*([dD][eE]|[eE][nN]|[eE][sS]|[fF][rR]|[iI][tT]|[pP][tT])?[ \\t\\n\\v\\f\\r]*$\')\xd8\x01\x01\"n\n\x14IntroduceAllResponse\x12\x33\n\rintroductions\x18\x01 \x03(\x0b\x32\x1c.acme.caller.v1.Introduction\x12\x11\n\tsucceeded\x18\x02 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\x05\"r\n\x0cIntroduction\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x18\n\x10greeter_instance\x18\x03 \x01(\t\x12\x12\n\nerror_code\x18\x04 \x01(\t\x12\x15\n\rerror_message\x18\x05 \x01(\t2\xbc\x01\n\rCallerService\x12P\n\tIntroduce\x12 .acme.caller.v1.IntroduceRequest\x1a!.acme.caller.v1.IntroduceResponse\x12Y\n\x0cIntroduceAll\x12#.acme.caller.v1.IntroduceAllRequest\x1a$.acme.caller.v1.IntroduceAllResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'acme.caller.v1.caller_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INTRODUCEREQUEST']._serialized_start=47
-  _globals['_INTRODUCEREQUEST']._serialized_end=97
-  _globals['_INTRODUCERESPONSE']._serialized_start=99
-  _globals['_INTRODUCERESPONSE']._serialized_end=161
-  _globals['_INTRODUCEALLREQUEST']._serialized_start=163
-  _globals['_INTRODUCEALLREQUEST']._serialized_end=217
-  _globals['_INTRODUCEALLRESPONSE']._serialized_start=219
-  _globals['_INTRODUCEALLRESPONSE']._serialized_end=329
-  _globals['_INTRODUCTION']._serialized_start=331
-  _globals['_INTRODUCTION']._serialized_end=445
-  _globals['_CALLERSERVICE']._serialized_start=448
-  _globals['_CALLERSERVICE']._serialized_end=636
+  _globals['_INTRODUCEREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_INTRODUCEREQUEST'].fields_by_name['name']._serialized_options = b'\272H\325\001r\002\030d\272\001C\n\016name.not_blank\022\021must not be empty\032\036this.matches(\'[^ \\t\\n\\v\\f\\r]\')\272\001\207\001\n\032name.no_control_characters\022#must not contain control characters\032Dthis.matches(\'^[ \\t\\n\\v\\f\\r]*[^\\x00-\\x1f\\x7f-\\x9f]*[ \\t\\n\\v\\f\\r]*$\')'
+  _globals['_INTRODUCEREQUEST'].fields_by_name['language']._loaded_options = None
+  _globals['_INTRODUCEREQUEST'].fields_by_name['language']._serialized_options = b'\272H\307\001\272\001\300\001\n\022language.supported\022Bmust be one of the supported language tags: de, en, es, fr, it, pt\032fthis.matches(\'^[ \\t\\n\\v\\f\\r]*([dD][eE]|[eE][nN]|[eE][sS]|[fF][rR]|[iI][tT]|[pP][tT])?[ \\t\\n\\v\\f\\r]*$\')\330\001\001'
+  _globals['_INTRODUCEALLREQUEST'].fields_by_name['names']._loaded_options = None
+  _globals['_INTRODUCEALLREQUEST'].fields_by_name['names']._serialized_options = b'\272H\013\222\001\010\010\001\"\004r\002\030d'
+  _globals['_INTRODUCEALLREQUEST'].fields_by_name['language']._loaded_options = None
+  _globals['_INTRODUCEALLREQUEST'].fields_by_name['language']._serialized_options = b'\272H\307\001\272\001\300\001\n\022language.supported\022Bmust be one of the supported language tags: de, en, es, fr, it, pt\032fthis.matches(\'^[ \\t\\n\\v\\f\\r]*([dD][eE]|[eE][nN]|[eE][sS]|[fF][rR]|[iI][tT]|[pP][tT])?[ \\t\\n\\v\\f\\r]*$\')\330\001\001'
+  _globals['_INTRODUCEREQUEST']._serialized_start=77
+  _globals['_INTRODUCEREQUEST']._serialized_end=555
+  _globals['_INTRODUCERESPONSE']._serialized_start=557
+  _globals['_INTRODUCERESPONSE']._serialized_end=619
+  _globals['_INTRODUCEALLREQUEST']._serialized_start=622
+  _globals['_INTRODUCEALLREQUEST']._serialized_end=899
+  _globals['_INTRODUCEALLRESPONSE']._serialized_start=901
+  _globals['_INTRODUCEALLRESPONSE']._serialized_end=1011
+  _globals['_INTRODUCTION']._serialized_start=1013
+  _globals['_INTRODUCTION']._serialized_end=1127
+  _globals['_CALLERSERVICE']._serialized_start=1130
+  _globals['_CALLERSERVICE']._serialized_end=1318
 # @@protoc_insertion_point(module_scope)

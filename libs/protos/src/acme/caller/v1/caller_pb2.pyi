@@ -27,9 +27,11 @@ class IntroduceRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     LANGUAGE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """The name of the person: 1 to 100 characters, not only whitespace."""
+    """The name of the person, as acme.greeter.v1.SayHelloRequest.name says."""
     language: _builtins.str
-    """Optional language tag passed through to Greeter; empty means "en"."""
+    """Optional language tag passed through to Greeter, as acme.greeter.v1.SayHelloRequest.language
+    says; empty means "en".
+    """
     def __init__(
         self,
         *,
@@ -79,10 +81,15 @@ class IntroduceAllRequest(_message.Message):
     NAMES_FIELD_NUMBER: _builtins.int
     LANGUAGE_FIELD_NUMBER: _builtins.int
     language: _builtins.str
-    """Optional language tag used for every greeting; empty means "en"."""
+    """Optional language tag used for every greeting, as acme.greeter.v1.SayHelloRequest.language
+    says; empty means "en".
+    """
     @_builtins.property
     def names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """The names to greet: 1 to 100 of them, each 1 to 100 characters."""
+        """The names to greet: at least one (the server's CALLER_MAX_NAMES setting bounds how many),
+        each at most 100 characters. Greeter checks the other rules of a name for each one, and
+        IntroduceAllResponse reports a name it refuses as that name's failure.
+        """
 
     def __init__(
         self,

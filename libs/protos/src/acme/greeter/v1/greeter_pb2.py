@@ -22,31 +22,44 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61\x63me/greeter/v1/greeter.proto\x12\x0f\x61\x63me.greeter.v1\"1\n\x0fSayHelloRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\"6\n\x10SayHelloResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x11\n\tserved_by\x18\x02 \x01(\t\";\n\x18SayHelloLanguagesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tlanguages\x18\x02 \x03(\t\">\n\x19SayHelloLanguagesResponse\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\" \n\x10GreetManyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"3\n\x11GreetManyResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\"\x1b\n\x0b\x43hatRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"1\n\x0c\x43hatResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x05\x32\xee\x02\n\x0eGreeterService\x12O\n\x08SayHello\x12 .acme.greeter.v1.SayHelloRequest\x1a!.acme.greeter.v1.SayHelloResponse\x12l\n\x11SayHelloLanguages\x12).acme.greeter.v1.SayHelloLanguagesRequest\x1a*.acme.greeter.v1.SayHelloLanguagesResponse0\x01\x12T\n\tGreetMany\x12!.acme.greeter.v1.GreetManyRequest\x1a\".acme.greeter.v1.GreetManyResponse(\x01\x12G\n\x04\x43hat\x12\x1c.acme.greeter.v1.ChatRequest\x1a\x1d.acme.greeter.v1.ChatResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61\x63me/greeter/v1/greeter.proto\x12\x0f\x61\x63me.greeter.v1\x1a\x1b\x62uf/validate/validate.proto\"\xdd\x03\n\x0fSayHelloRequest\x12\xe8\x01\n\x04name\x18\x01 \x01(\tB\xd9\x01\xbaH\xd5\x01r\x02\x18\x64\xba\x01\x43\n\x0ename.not_blank\x12\x11must not be empty\x1a\x1ethis.matches(\'[^ \\t\\n\\v\\f\\r]\')\xba\x01\x87\x01\n\x1aname.no_control_characters\x12#must not contain control characters\x1a\x44this.matches(\'^[ \\t\\n\\v\\f\\r]*[^\\x00-\\x1f\\x7f-\\x9f]*[ \\t\\n\\v\\f\\r]*$\')\x12\xde\x01\n\x08language\x18\x02 \x01(\tB\xcb\x01\xbaH\xc7\x01\xba\x01\xc0\x01\n\x12language.supported\x12\x42must be one of the supported language tags: de, en, es, fr, it, pt\x1a\x66this.matches(\'^[ \\t\\n\\v\\f\\r]*([dD][eE]|[eE][nN]|[eE][sS]|[fF][rR]|[iI][tT]|[pP][tT])?[ \\t\\n\\v\\f\\r]*$\')\xd8\x01\x01\"6\n\x10SayHelloResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x11\n\tserved_by\x18\x02 \x01(\t\"\xee\x03\n\x18SayHelloLanguagesRequest\x12\xe8\x01\n\x04name\x18\x01 \x01(\tB\xd9\x01\xbaH\xd5\x01r\x02\x18\x64\xba\x01\x43\n\x0ename.not_blank\x12\x11must not be empty\x1a\x1ethis.matches(\'[^ \\t\\n\\v\\f\\r]\')\xba\x01\x87\x01\n\x1aname.no_control_characters\x12#must not contain control characters\x1a\x44this.matches(\'^[ \\t\\n\\v\\f\\r]*[^\\x00-\\x1f\\x7f-\\x9f]*[ \\t\\n\\v\\f\\r]*$\')\x12\xe6\x01\n\tlanguages\x18\x02 \x03(\tB\xd2\x01\xbaH\xce\x01\x92\x01\xca\x01\x10\xe8\x07\"\xc4\x01\xba\x01\xc0\x01\n\x12language.supported\x12\x42must be one of the supported language tags: de, en, es, fr, it, pt\x1a\x66this.matches(\'^[ \\t\\n\\v\\f\\r]*([dD][eE]|[eE][nN]|[eE][sS]|[fF][rR]|[iI][tT]|[pP][tT])?[ \\t\\n\\v\\f\\r]*$\')\">\n\x19SayHelloLanguagesResponse\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xfd\x01\n\x10GreetManyRequest\x12\xe8\x01\n\x04name\x18\x01 \x01(\tB\xd9\x01\xbaH\xd5\x01r\x02\x18\x64\xba\x01\x43\n\x0ename.not_blank\x12\x11must not be empty\x1a\x1ethis.matches(\'[^ \\t\\n\\v\\f\\r]\')\xba\x01\x87\x01\n\x1aname.no_control_characters\x12#must not contain control characters\x1a\x44this.matches(\'^[ \\t\\n\\v\\f\\r]*[^\\x00-\\x1f\\x7f-\\x9f]*[ \\t\\n\\v\\f\\r]*$\')\"3\n\x11GreetManyResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\"\xf8\x01\n\x0b\x43hatRequest\x12\xe8\x01\n\x04name\x18\x01 \x01(\tB\xd9\x01\xbaH\xd5\x01r\x02\x18\x64\xba\x01\x43\n\x0ename.not_blank\x12\x11must not be empty\x1a\x1ethis.matches(\'[^ \\t\\n\\v\\f\\r]\')\xba\x01\x87\x01\n\x1aname.no_control_characters\x12#must not contain control characters\x1a\x44this.matches(\'^[ \\t\\n\\v\\f\\r]*[^\\x00-\\x1f\\x7f-\\x9f]*[ \\t\\n\\v\\f\\r]*$\')\"1\n\x0c\x43hatResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x05\x32\xee\x02\n\x0eGreeterService\x12O\n\x08SayHello\x12 .acme.greeter.v1.SayHelloRequest\x1a!.acme.greeter.v1.SayHelloResponse\x12l\n\x11SayHelloLanguages\x12).acme.greeter.v1.SayHelloLanguagesRequest\x1a*.acme.greeter.v1.SayHelloLanguagesResponse0\x01\x12T\n\tGreetMany\x12!.acme.greeter.v1.GreetManyRequest\x1a\".acme.greeter.v1.GreetManyResponse(\x01\x12G\n\x04\x43hat\x12\x1c.acme.greeter.v1.ChatRequest\x1a\x1d.acme.greeter.v1.ChatResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'acme.greeter.v1.greeter_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SAYHELLOREQUEST']._serialized_start=50
-  _globals['_SAYHELLOREQUEST']._serialized_end=99
-  _globals['_SAYHELLORESPONSE']._serialized_start=101
-  _globals['_SAYHELLORESPONSE']._serialized_end=155
-  _globals['_SAYHELLOLANGUAGESREQUEST']._serialized_start=157
-  _globals['_SAYHELLOLANGUAGESREQUEST']._serialized_end=216
-  _globals['_SAYHELLOLANGUAGESRESPONSE']._serialized_start=218
-  _globals['_SAYHELLOLANGUAGESRESPONSE']._serialized_end=280
-  _globals['_GREETMANYREQUEST']._serialized_start=282
-  _globals['_GREETMANYREQUEST']._serialized_end=314
-  _globals['_GREETMANYRESPONSE']._serialized_start=316
-  _globals['_GREETMANYRESPONSE']._serialized_end=367
-  _globals['_CHATREQUEST']._serialized_start=369
-  _globals['_CHATREQUEST']._serialized_end=396
-  _globals['_CHATRESPONSE']._serialized_start=398
-  _globals['_CHATRESPONSE']._serialized_end=447
-  _globals['_GREETERSERVICE']._serialized_start=450
-  _globals['_GREETERSERVICE']._serialized_end=816
+  _globals['_SAYHELLOREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_SAYHELLOREQUEST'].fields_by_name['name']._serialized_options = b'\272H\325\001r\002\030d\272\001C\n\016name.not_blank\022\021must not be empty\032\036this.matches(\'[^ \\t\\n\\v\\f\\r]\')\272\001\207\001\n\032name.no_control_characters\022#must not contain control characters\032Dthis.matches(\'^[ \\t\\n\\v\\f\\r]*[^\\x00-\\x1f\\x7f-\\x9f]*[ \\t\\n\\v\\f\\r]*$\')'
+  _globals['_SAYHELLOREQUEST'].fields_by_name['language']._loaded_options = None
+  _globals['_SAYHELLOREQUEST'].fields_by_name['language']._serialized_options = b'\272H\307\001\272\001\300\001\n\022language.supported\022Bmust be one of the supported language tags: de, en, es, fr, it, pt\032fthis.matches(\'^[ \\t\\n\\v\\f\\r]*([dD][eE]|[eE][nN]|[eE][sS]|[fF][rR]|[iI][tT]|[pP][tT])?[ \\t\\n\\v\\f\\r]*$\')\330\001\001'
+  _globals['_SAYHELLOLANGUAGESREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_SAYHELLOLANGUAGESREQUEST'].fields_by_name['name']._serialized_options = b'\272H\325\001r\002\030d\272\001C\n\016name.not_blank\022\021must not be empty\032\036this.matches(\'[^ \\t\\n\\v\\f\\r]\')\272\001\207\001\n\032name.no_control_characters\022#must not contain control characters\032Dthis.matches(\'^[ \\t\\n\\v\\f\\r]*[^\\x00-\\x1f\\x7f-\\x9f]*[ \\t\\n\\v\\f\\r]*$\')'
+  _globals['_SAYHELLOLANGUAGESREQUEST'].fields_by_name['languages']._loaded_options = None
+  _globals['_SAYHELLOLANGUAGESREQUEST'].fields_by_name['languages']._serialized_options = b'\272H\316\001\222\001\312\001\020\350\007\"\304\001\272\001\300\001\n\022language.supported\022Bmust be one of the supported language tags: de, en, es, fr, it, pt\032fthis.matches(\'^[ \\t\\n\\v\\f\\r]*([dD][eE]|[eE][nN]|[eE][sS]|[fF][rR]|[iI][tT]|[pP][tT])?[ \\t\\n\\v\\f\\r]*$\')'
+  _globals['_GREETMANYREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_GREETMANYREQUEST'].fields_by_name['name']._serialized_options = b'\272H\325\001r\002\030d\272\001C\n\016name.not_blank\022\021must not be empty\032\036this.matches(\'[^ \\t\\n\\v\\f\\r]\')\272\001\207\001\n\032name.no_control_characters\022#must not contain control characters\032Dthis.matches(\'^[ \\t\\n\\v\\f\\r]*[^\\x00-\\x1f\\x7f-\\x9f]*[ \\t\\n\\v\\f\\r]*$\')'
+  _globals['_CHATREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_CHATREQUEST'].fields_by_name['name']._serialized_options = b'\272H\325\001r\002\030d\272\001C\n\016name.not_blank\022\021must not be empty\032\036this.matches(\'[^ \\t\\n\\v\\f\\r]\')\272\001\207\001\n\032name.no_control_characters\022#must not contain control characters\032Dthis.matches(\'^[ \\t\\n\\v\\f\\r]*[^\\x00-\\x1f\\x7f-\\x9f]*[ \\t\\n\\v\\f\\r]*$\')'
+  _globals['_SAYHELLOREQUEST']._serialized_start=80
+  _globals['_SAYHELLOREQUEST']._serialized_end=557
+  _globals['_SAYHELLORESPONSE']._serialized_start=559
+  _globals['_SAYHELLORESPONSE']._serialized_end=613
+  _globals['_SAYHELLOLANGUAGESREQUEST']._serialized_start=616
+  _globals['_SAYHELLOLANGUAGESREQUEST']._serialized_end=1110
+  _globals['_SAYHELLOLANGUAGESRESPONSE']._serialized_start=1112
+  _globals['_SAYHELLOLANGUAGESRESPONSE']._serialized_end=1174
+  _globals['_GREETMANYREQUEST']._serialized_start=1177
+  _globals['_GREETMANYREQUEST']._serialized_end=1430
+  _globals['_GREETMANYRESPONSE']._serialized_start=1432
+  _globals['_GREETMANYRESPONSE']._serialized_end=1483
+  _globals['_CHATREQUEST']._serialized_start=1486
+  _globals['_CHATREQUEST']._serialized_end=1734
+  _globals['_CHATRESPONSE']._serialized_start=1736
+  _globals['_CHATRESPONSE']._serialized_end=1785
+  _globals['_GREETERSERVICE']._serialized_start=1788
+  _globals['_GREETERSERVICE']._serialized_end=2154
 # @@protoc_insertion_point(module_scope)

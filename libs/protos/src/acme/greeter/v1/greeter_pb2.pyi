@@ -27,9 +27,15 @@ class SayHelloRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     LANGUAGE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """The name of the person to greet: 1 to 100 characters, not only whitespace."""
+    """The name of the person to greet: at most 100 characters, at least one of them not
+    whitespace (space, tab, line feed, vertical tab, form feed, carriage return), and no
+    control character (U+0000-U+001F, U+007F-U+009F) but whitespace around the name. The
+    server trims that surrounding whitespace.
+    """
     language: _builtins.str
-    """Optional BCP 47 language tag for the greeting, for example "en" or "fr"; empty means "en"."""
+    """Optional BCP 47 language tag for the greeting, for example "en" or "fr"; empty means "en".
+    Tags compare without regard to case (RFC 5646) or surrounding whitespace.
+    """
     def __init__(
         self,
         *,
@@ -79,10 +85,16 @@ class SayHelloLanguagesRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     LANGUAGES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """The name of the person to greet: 1 to 100 characters, not only whitespace."""
+    """The name of the person to greet, as SayHelloRequest.name says: at most 100 characters, at least one of them not
+    whitespace (space, tab, line feed, vertical tab, form feed, carriage return), and no
+    control character (U+0000-U+001F, U+007F-U+009F) but whitespace around the name. The
+    server trims that surrounding whitespace.
+    """
     @_builtins.property
     def languages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """The language tags to greet in, in order; empty means every supported language."""
+        """The language tags to greet in, in order, at most 1000 of them, each one as
+        SayHelloRequest.language says; no tags means every supported language.
+        """
 
     def __init__(
         self,
@@ -132,7 +144,7 @@ class GreetManyRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """The name of one person: 1 to 100 characters, not only whitespace."""
+    """The name of one person, as SayHelloRequest.name says."""
     def __init__(
         self,
         *,
@@ -180,7 +192,7 @@ class ChatRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """The name of the person speaking: 1 to 100 characters, not only whitespace."""
+    """The name of the person speaking, as SayHelloRequest.name says."""
     def __init__(
         self,
         *,

@@ -4,13 +4,14 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "../../../buf/validate/validate_pb";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file acme/caller/v1/caller.proto.
  */
 export const file_acme_caller_v1_caller: GenFile = /*@__PURE__*/
-  fileDesc("ChthY21lL2NhbGxlci92MS9jYWxsZXIucHJvdG8SDmFjbWUuY2FsbGVyLnYxIjIKEEludHJvZHVjZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIQCghsYW5ndWFnZRgCIAEoCSI+ChFJbnRyb2R1Y2VSZXNwb25zZRIPCgdtZXNzYWdlGAEgASgJEhgKEGdyZWV0ZXJfaW5zdGFuY2UYAiABKAkiNgoTSW50cm9kdWNlQWxsUmVxdWVzdBINCgVuYW1lcxgBIAMoCRIQCghsYW5ndWFnZRgCIAEoCSJuChRJbnRyb2R1Y2VBbGxSZXNwb25zZRIzCg1pbnRyb2R1Y3Rpb25zGAEgAygLMhwuYWNtZS5jYWxsZXIudjEuSW50cm9kdWN0aW9uEhEKCXN1Y2NlZWRlZBgCIAEoBRIOCgZmYWlsZWQYAyABKAUicgoMSW50cm9kdWN0aW9uEgwKBG5hbWUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIYChBncmVldGVyX2luc3RhbmNlGAMgASgJEhIKCmVycm9yX2NvZGUYBCABKAkSFQoNZXJyb3JfbWVzc2FnZRgFIAEoCTK8AQoNQ2FsbGVyU2VydmljZRJQCglJbnRyb2R1Y2USIC5hY21lLmNhbGxlci52MS5JbnRyb2R1Y2VSZXF1ZXN0GiEuYWNtZS5jYWxsZXIudjEuSW50cm9kdWNlUmVzcG9uc2USWQoMSW50cm9kdWNlQWxsEiMuYWNtZS5jYWxsZXIudjEuSW50cm9kdWNlQWxsUmVxdWVzdBokLmFjbWUuY2FsbGVyLnYxLkludHJvZHVjZUFsbFJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("ChthY21lL2NhbGxlci92MS9jYWxsZXIucHJvdG8SDmFjbWUuY2FsbGVyLnYxIt4DChBJbnRyb2R1Y2VSZXF1ZXN0EugBCgRuYW1lGAEgASgJQtkBukjVAXICGGS6AUMKDm5hbWUubm90X2JsYW5rEhFtdXN0IG5vdCBiZSBlbXB0eRoedGhpcy5tYXRjaGVzKCdbXiBcdFxuXHZcZlxyXScpugGHAQoabmFtZS5ub19jb250cm9sX2NoYXJhY3RlcnMSI211c3Qgbm90IGNvbnRhaW4gY29udHJvbCBjaGFyYWN0ZXJzGkR0aGlzLm1hdGNoZXMoJ15bIFx0XG5cdlxmXHJdKlteXHgwMC1ceDFmXHg3Zi1ceDlmXSpbIFx0XG5cdlxmXHJdKiQnKRLeAQoIbGFuZ3VhZ2UYAiABKAlCywG6SMcBugHAAQoSbGFuZ3VhZ2Uuc3VwcG9ydGVkEkJtdXN0IGJlIG9uZSBvZiB0aGUgc3VwcG9ydGVkIGxhbmd1YWdlIHRhZ3M6IGRlLCBlbiwgZXMsIGZyLCBpdCwgcHQaZnRoaXMubWF0Y2hlcygnXlsgXHRcblx2XGZccl0qKFtkRF1bZUVdfFtlRV1bbk5dfFtlRV1bc1NdfFtmRl1bclJdfFtpSV1bdFRdfFtwUF1bdFRdKT9bIFx0XG5cdlxmXHJdKiQnKdgBASI+ChFJbnRyb2R1Y2VSZXNwb25zZRIPCgdtZXNzYWdlGAEgASgJEhgKEGdyZWV0ZXJfaW5zdGFuY2UYAiABKAkilQIKE0ludHJvZHVjZUFsbFJlcXVlc3QSHQoFbmFtZXMYASADKAlCDrpIC5IBCAgBIgRyAhhkEt4BCghsYW5ndWFnZRgCIAEoCULLAbpIxwG6AcABChJsYW5ndWFnZS5zdXBwb3J0ZWQSQm11c3QgYmUgb25lIG9mIHRoZSBzdXBwb3J0ZWQgbGFuZ3VhZ2UgdGFnczogZGUsIGVuLCBlcywgZnIsIGl0LCBwdBpmdGhpcy5tYXRjaGVzKCdeWyBcdFxuXHZcZlxyXSooW2REXVtlRV18W2VFXVtuTl18W2VFXVtzU118W2ZGXVtyUl18W2lJXVt0VF18W3BQXVt0VF0pP1sgXHRcblx2XGZccl0qJCcp2AEBIm4KFEludHJvZHVjZUFsbFJlc3BvbnNlEjMKDWludHJvZHVjdGlvbnMYASADKAsyHC5hY21lLmNhbGxlci52MS5JbnRyb2R1Y3Rpb24SEQoJc3VjY2VlZGVkGAIgASgFEg4KBmZhaWxlZBgDIAEoBSJyCgxJbnRyb2R1Y3Rpb24SDAoEbmFtZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhgKEGdyZWV0ZXJfaW5zdGFuY2UYAyABKAkSEgoKZXJyb3JfY29kZRgEIAEoCRIVCg1lcnJvcl9tZXNzYWdlGAUgASgJMrwBCg1DYWxsZXJTZXJ2aWNlElAKCUludHJvZHVjZRIgLmFjbWUuY2FsbGVyLnYxLkludHJvZHVjZVJlcXVlc3QaIS5hY21lLmNhbGxlci52MS5JbnRyb2R1Y2VSZXNwb25zZRJZCgxJbnRyb2R1Y2VBbGwSIy5hY21lLmNhbGxlci52MS5JbnRyb2R1Y2VBbGxSZXF1ZXN0GiQuYWNtZS5jYWxsZXIudjEuSW50cm9kdWNlQWxsUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate]);
 
 /**
  * IntroduceRequest names the person to introduce.
@@ -19,14 +20,15 @@ export const file_acme_caller_v1_caller: GenFile = /*@__PURE__*/
  */
 export type IntroduceRequest = Message<"acme.caller.v1.IntroduceRequest"> & {
   /**
-   * The name of the person: 1 to 100 characters, not only whitespace.
+   * The name of the person, as acme.greeter.v1.SayHelloRequest.name says.
    *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
-   * Optional language tag passed through to Greeter; empty means "en".
+   * Optional language tag passed through to Greeter, as acme.greeter.v1.SayHelloRequest.language
+   * says; empty means "en".
    *
    * @generated from field: string language = 2;
    */
@@ -75,14 +77,17 @@ export const IntroduceResponseSchema: GenMessage<IntroduceResponse> = /*@__PURE_
  */
 export type IntroduceAllRequest = Message<"acme.caller.v1.IntroduceAllRequest"> & {
   /**
-   * The names to greet: 1 to 100 of them, each 1 to 100 characters.
+   * The names to greet: at least one (the server's CALLER_MAX_NAMES setting bounds how many),
+   * each at most 100 characters. Greeter checks the other rules of a name for each one, and
+   * IntroduceAllResponse reports a name it refuses as that name's failure.
    *
    * @generated from field: repeated string names = 1;
    */
   names: string[];
 
   /**
-   * Optional language tag used for every greeting; empty means "en".
+   * Optional language tag used for every greeting, as acme.greeter.v1.SayHelloRequest.language
+   * says; empty means "en".
    *
    * @generated from field: string language = 2;
    */

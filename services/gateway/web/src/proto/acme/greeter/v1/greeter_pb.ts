@@ -4,13 +4,14 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "../../../buf/validate/validate_pb";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file acme/greeter/v1/greeter.proto.
  */
 export const file_acme_greeter_v1_greeter: GenFile = /*@__PURE__*/
-  fileDesc("Ch1hY21lL2dyZWV0ZXIvdjEvZ3JlZXRlci5wcm90bxIPYWNtZS5ncmVldGVyLnYxIjEKD1NheUhlbGxvUmVxdWVzdBIMCgRuYW1lGAEgASgJEhAKCGxhbmd1YWdlGAIgASgJIjYKEFNheUhlbGxvUmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCRIRCglzZXJ2ZWRfYnkYAiABKAkiOwoYU2F5SGVsbG9MYW5ndWFnZXNSZXF1ZXN0EgwKBG5hbWUYASABKAkSEQoJbGFuZ3VhZ2VzGAIgAygJIj4KGVNheUhlbGxvTGFuZ3VhZ2VzUmVzcG9uc2USEAoIbGFuZ3VhZ2UYASABKAkSDwoHbWVzc2FnZRgCIAEoCSIgChBHcmVldE1hbnlSZXF1ZXN0EgwKBG5hbWUYASABKAkiMwoRR3JlZXRNYW55UmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCRINCgVjb3VudBgCIAEoBSIbCgtDaGF0UmVxdWVzdBIMCgRuYW1lGAEgASgJIjEKDENoYXRSZXNwb25zZRIPCgdtZXNzYWdlGAEgASgJEhAKCHNlcXVlbmNlGAIgASgFMu4CCg5HcmVldGVyU2VydmljZRJPCghTYXlIZWxsbxIgLmFjbWUuZ3JlZXRlci52MS5TYXlIZWxsb1JlcXVlc3QaIS5hY21lLmdyZWV0ZXIudjEuU2F5SGVsbG9SZXNwb25zZRJsChFTYXlIZWxsb0xhbmd1YWdlcxIpLmFjbWUuZ3JlZXRlci52MS5TYXlIZWxsb0xhbmd1YWdlc1JlcXVlc3QaKi5hY21lLmdyZWV0ZXIudjEuU2F5SGVsbG9MYW5ndWFnZXNSZXNwb25zZTABElQKCUdyZWV0TWFueRIhLmFjbWUuZ3JlZXRlci52MS5HcmVldE1hbnlSZXF1ZXN0GiIuYWNtZS5ncmVldGVyLnYxLkdyZWV0TWFueVJlc3BvbnNlKAESRwoEQ2hhdBIcLmFjbWUuZ3JlZXRlci52MS5DaGF0UmVxdWVzdBodLmFjbWUuZ3JlZXRlci52MS5DaGF0UmVzcG9uc2UoATABYgZwcm90bzM");
+  fileDesc("Ch1hY21lL2dyZWV0ZXIvdjEvZ3JlZXRlci5wcm90bxIPYWNtZS5ncmVldGVyLnYxIt0DCg9TYXlIZWxsb1JlcXVlc3QS6AEKBG5hbWUYASABKAlC2QG6SNUBcgIYZLoBQwoObmFtZS5ub3RfYmxhbmsSEW11c3Qgbm90IGJlIGVtcHR5Gh50aGlzLm1hdGNoZXMoJ1teIFx0XG5cdlxmXHJdJym6AYcBChpuYW1lLm5vX2NvbnRyb2xfY2hhcmFjdGVycxIjbXVzdCBub3QgY29udGFpbiBjb250cm9sIGNoYXJhY3RlcnMaRHRoaXMubWF0Y2hlcygnXlsgXHRcblx2XGZccl0qW15ceDAwLVx4MWZceDdmLVx4OWZdKlsgXHRcblx2XGZccl0qJCcpEt4BCghsYW5ndWFnZRgCIAEoCULLAbpIxwG6AcABChJsYW5ndWFnZS5zdXBwb3J0ZWQSQm11c3QgYmUgb25lIG9mIHRoZSBzdXBwb3J0ZWQgbGFuZ3VhZ2UgdGFnczogZGUsIGVuLCBlcywgZnIsIGl0LCBwdBpmdGhpcy5tYXRjaGVzKCdeWyBcdFxuXHZcZlxyXSooW2REXVtlRV18W2VFXVtuTl18W2VFXVtzU118W2ZGXVtyUl18W2lJXVt0VF18W3BQXVt0VF0pP1sgXHRcblx2XGZccl0qJCcp2AEBIjYKEFNheUhlbGxvUmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCRIRCglzZXJ2ZWRfYnkYAiABKAki7gMKGFNheUhlbGxvTGFuZ3VhZ2VzUmVxdWVzdBLoAQoEbmFtZRgBIAEoCULZAbpI1QFyAhhkugFDCg5uYW1lLm5vdF9ibGFuaxIRbXVzdCBub3QgYmUgZW1wdHkaHnRoaXMubWF0Y2hlcygnW14gXHRcblx2XGZccl0nKboBhwEKGm5hbWUubm9fY29udHJvbF9jaGFyYWN0ZXJzEiNtdXN0IG5vdCBjb250YWluIGNvbnRyb2wgY2hhcmFjdGVycxpEdGhpcy5tYXRjaGVzKCdeWyBcdFxuXHZcZlxyXSpbXlx4MDAtXHgxZlx4N2YtXHg5Zl0qWyBcdFxuXHZcZlxyXSokJykS5gEKCWxhbmd1YWdlcxgCIAMoCULSAbpIzgGSAcoBEOgHIsQBugHAAQoSbGFuZ3VhZ2Uuc3VwcG9ydGVkEkJtdXN0IGJlIG9uZSBvZiB0aGUgc3VwcG9ydGVkIGxhbmd1YWdlIHRhZ3M6IGRlLCBlbiwgZXMsIGZyLCBpdCwgcHQaZnRoaXMubWF0Y2hlcygnXlsgXHRcblx2XGZccl0qKFtkRF1bZUVdfFtlRV1bbk5dfFtlRV1bc1NdfFtmRl1bclJdfFtpSV1bdFRdfFtwUF1bdFRdKT9bIFx0XG5cdlxmXHJdKiQnKSI+ChlTYXlIZWxsb0xhbmd1YWdlc1Jlc3BvbnNlEhAKCGxhbmd1YWdlGAEgASgJEg8KB21lc3NhZ2UYAiABKAki/QEKEEdyZWV0TWFueVJlcXVlc3QS6AEKBG5hbWUYASABKAlC2QG6SNUBcgIYZLoBQwoObmFtZS5ub3RfYmxhbmsSEW11c3Qgbm90IGJlIGVtcHR5Gh50aGlzLm1hdGNoZXMoJ1teIFx0XG5cdlxmXHJdJym6AYcBChpuYW1lLm5vX2NvbnRyb2xfY2hhcmFjdGVycxIjbXVzdCBub3QgY29udGFpbiBjb250cm9sIGNoYXJhY3RlcnMaRHRoaXMubWF0Y2hlcygnXlsgXHRcblx2XGZccl0qW15ceDAwLVx4MWZceDdmLVx4OWZdKlsgXHRcblx2XGZccl0qJCcpIjMKEUdyZWV0TWFueVJlc3BvbnNlEg8KB21lc3NhZ2UYASABKAkSDQoFY291bnQYAiABKAUi+AEKC0NoYXRSZXF1ZXN0EugBCgRuYW1lGAEgASgJQtkBukjVAXICGGS6AUMKDm5hbWUubm90X2JsYW5rEhFtdXN0IG5vdCBiZSBlbXB0eRoedGhpcy5tYXRjaGVzKCdbXiBcdFxuXHZcZlxyXScpugGHAQoabmFtZS5ub19jb250cm9sX2NoYXJhY3RlcnMSI211c3Qgbm90IGNvbnRhaW4gY29udHJvbCBjaGFyYWN0ZXJzGkR0aGlzLm1hdGNoZXMoJ15bIFx0XG5cdlxmXHJdKlteXHgwMC1ceDFmXHg3Zi1ceDlmXSpbIFx0XG5cdlxmXHJdKiQnKSIxCgxDaGF0UmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoBTLuAgoOR3JlZXRlclNlcnZpY2USTwoIU2F5SGVsbG8SIC5hY21lLmdyZWV0ZXIudjEuU2F5SGVsbG9SZXF1ZXN0GiEuYWNtZS5ncmVldGVyLnYxLlNheUhlbGxvUmVzcG9uc2USbAoRU2F5SGVsbG9MYW5ndWFnZXMSKS5hY21lLmdyZWV0ZXIudjEuU2F5SGVsbG9MYW5ndWFnZXNSZXF1ZXN0GiouYWNtZS5ncmVldGVyLnYxLlNheUhlbGxvTGFuZ3VhZ2VzUmVzcG9uc2UwARJUCglHcmVldE1hbnkSIS5hY21lLmdyZWV0ZXIudjEuR3JlZXRNYW55UmVxdWVzdBoiLmFjbWUuZ3JlZXRlci52MS5HcmVldE1hbnlSZXNwb25zZSgBEkcKBENoYXQSHC5hY21lLmdyZWV0ZXIudjEuQ2hhdFJlcXVlc3QaHS5hY21lLmdyZWV0ZXIudjEuQ2hhdFJlc3BvbnNlKAEwAWIGcHJvdG8z", [file_buf_validate_validate]);
 
 /**
  * SayHelloRequest names the person to greet.
@@ -19,7 +20,10 @@ export const file_acme_greeter_v1_greeter: GenFile = /*@__PURE__*/
  */
 export type SayHelloRequest = Message<"acme.greeter.v1.SayHelloRequest"> & {
   /**
-   * The name of the person to greet: 1 to 100 characters, not only whitespace.
+   * The name of the person to greet: at most 100 characters, at least one of them not
+   * whitespace (space, tab, line feed, vertical tab, form feed, carriage return), and no
+   * control character (U+0000-U+001F, U+007F-U+009F) but whitespace around the name. The
+   * server trims that surrounding whitespace.
    *
    * @generated from field: string name = 1;
    */
@@ -27,6 +31,7 @@ export type SayHelloRequest = Message<"acme.greeter.v1.SayHelloRequest"> & {
 
   /**
    * Optional BCP 47 language tag for the greeting, for example "en" or "fr"; empty means "en".
+   * Tags compare without regard to case (RFC 5646) or surrounding whitespace.
    *
    * @generated from field: string language = 2;
    */
@@ -75,14 +80,18 @@ export const SayHelloResponseSchema: GenMessage<SayHelloResponse> = /*@__PURE__*
  */
 export type SayHelloLanguagesRequest = Message<"acme.greeter.v1.SayHelloLanguagesRequest"> & {
   /**
-   * The name of the person to greet: 1 to 100 characters, not only whitespace.
+   * The name of the person to greet, as SayHelloRequest.name says: at most 100 characters, at least one of them not
+   * whitespace (space, tab, line feed, vertical tab, form feed, carriage return), and no
+   * control character (U+0000-U+001F, U+007F-U+009F) but whitespace around the name. The
+   * server trims that surrounding whitespace.
    *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
-   * The language tags to greet in, in order; empty means every supported language.
+   * The language tags to greet in, in order, at most 1000 of them, each one as
+   * SayHelloRequest.language says; no tags means every supported language.
    *
    * @generated from field: repeated string languages = 2;
    */
@@ -131,7 +140,7 @@ export const SayHelloLanguagesResponseSchema: GenMessage<SayHelloLanguagesRespon
  */
 export type GreetManyRequest = Message<"acme.greeter.v1.GreetManyRequest"> & {
   /**
-   * The name of one person: 1 to 100 characters, not only whitespace.
+   * The name of one person, as SayHelloRequest.name says.
    *
    * @generated from field: string name = 1;
    */
@@ -180,7 +189,7 @@ export const GreetManyResponseSchema: GenMessage<GreetManyResponse> = /*@__PURE_
  */
 export type ChatRequest = Message<"acme.greeter.v1.ChatRequest"> & {
   /**
-   * The name of the person speaking: 1 to 100 characters, not only whitespace.
+   * The name of the person speaking, as SayHelloRequest.name says.
    *
    * @generated from field: string name = 1;
    */
