@@ -18,16 +18,18 @@ import (
 // The bounds of acme_common.errors.
 const (
 	MaxMessageBytes     = 512 // the status message
-	MaxDescriptionBytes = 256 // one field violation's description (and its field path)
+	MaxDescriptionBytes = 256 // one field violation's description (and its field path, its reason)
 	MaxViolations       = 8   // field violations sent; more are counted in the message
 	MaxEchoCharacters   = 32  // of client text repeated in a message: see Echo
 )
 
-// FieldViolation is one bad field of a request: its path (e.g. `languages[3]`) and what is
-// wrong with it.
+// FieldViolation is one bad field of a request: its path (e.g. `languages[3]`), what is
+// wrong with it and, optionally, the id of the rule it breaks (e.g. `string.max_len`, the
+// protovalidate rule id: google.rpc.BadRequest.FieldViolation.reason).
 type FieldViolation struct {
 	Field       string
 	Description string
+	Reason      string
 }
 
 // Error is an expected failure with a gRPC code and a message safe to show to the caller;
@@ -49,7 +51,7 @@ func (e *Error) GRPCStatus() *status.Status {
 	bad := &errdetails.BadRequest{}
 	for _, v := range e.Violations {
 		bad.FieldViolations = append(bad.FieldViolations, &errdetails.BadRequest_FieldViolation{
-			Field: v.Field, Description: v.Description,
+			Field: v.Field, Description: v.Description, Reason: v.Reason,
 		})
 	}
 	detailed, err := st.WithDetails(bad)
@@ -77,6 +79,7 @@ func InvalidArgument(violations ...FieldViolation) *Error {
 		kept = append(kept, FieldViolation{
 			Field:       Truncate(v.Field, MaxDescriptionBytes),
 			Description: Truncate(v.Description, MaxDescriptionBytes),
+			Reason:      Truncate(v.Reason, MaxDescriptionBytes),
 		})
 	}
 	more := ""
