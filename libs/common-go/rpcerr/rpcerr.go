@@ -41,11 +41,13 @@ var (
 	metadataKeyForm = regexp.MustCompile(`^[a-z][a-zA-Z0-9\-_]+$`)
 )
 
-// FieldViolation is one bad field of a request: its path (e.g. `languages[3]`) and what is
-// wrong with it (google.rpc.BadRequest.FieldViolation).
+// FieldViolation is one bad field of a request: its path (e.g. `languages[3]`), what is
+// wrong with it and, optionally, the id of the rule it breaks (e.g. `string.max_len`, a
+// protovalidate rule id: google.rpc.BadRequest.FieldViolation.reason).
 type FieldViolation struct {
 	Field       string
 	Description string
+	Reason      string
 }
 
 // PreconditionViolation is one unmet precondition (google.rpc.PreconditionFailure.Violation):
@@ -132,11 +134,15 @@ func badRequest(code codes.Code, violations []FieldViolation) *Error {
 	detail := &errdetails.BadRequest{}
 	lines := make([]string, 0, cap(kept))
 	for _, v := range violations[:cap(kept)] {
-		v = FieldViolation{Field: Truncate(v.Field, MaxNameBytes), Description: Truncate(v.Description, MaxDescriptionBytes)}
+		v = FieldViolation{
+			Field:       Truncate(v.Field, MaxNameBytes),
+			Description: Truncate(v.Description, MaxDescriptionBytes),
+			Reason:      Truncate(v.Reason, MaxNameBytes),
+		}
 		kept = append(kept, v)
 		lines = append(lines, v.Field+": "+v.Description)
 		detail.FieldViolations = append(detail.FieldViolations, &errdetails.BadRequest_FieldViolation{
-			Field: v.Field, Description: v.Description,
+			Field: v.Field, Description: v.Description, Reason: v.Reason,
 		})
 	}
 	err := New(code, listing(lines, len(violations)-len(kept)))

@@ -1,8 +1,9 @@
 // Package server hosts a gRPC service the way acme_common's run_service does, with
 // grpc-go and go-grpc-middleware: settings from the environment (exit 2 naming each bad
 // variable), JSON logs on stderr, bearer tokens, request ids, access log, Prometheus
-// metrics, health (NOT_SERVING on drain), reflection, channelz, the admin port, the limits
-// of the memory budget, keepalive policy, TLS/mTLS and graceful drain on SIGTERM/SIGINT.
+// metrics, requests validated by their contract's protovalidate rules, health (NOT_SERVING
+// on drain), reflection, channelz, the admin port, the limits of the memory budget,
+// keepalive policy, TLS/mTLS and graceful drain on SIGTERM/SIGINT.
 package server
 
 import (
@@ -19,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"buf.build/go/protovalidate"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
@@ -98,7 +100,8 @@ type Host struct {
 	AdminPortBound int
 }
 
-// NewHost builds the servers (nothing is bound yet).
+// NewHost builds the servers (nothing is bound yet); an error for TLS files that do not load
+// or a contract rule (buf.validate) of a service that does not compile.
 func NewHost(s *settings.Settings, services []Service, log *slog.Logger) (*Host, error) {
 	h := &Host{settings: s, services: services, log: log, health: newHealthServer()}
 	if s.TracingExporter != "none" {
@@ -136,8 +139,14 @@ func NewHost(s *settings.Settings, services []Service, log *slog.Logger) (*Host,
 	if authUnary != nil {
 		unary, stream = append(unary, authUnary), append(stream, known.only(authStream))
 	}
-	unary = append(unary, outcome.unary, recovery.UnaryServerInterceptor(recoveryOption(outcome)), rejectMalformed)
-	stream = append(stream, known.only(outcome.stream), known.only(recovery.StreamServerInterceptor(recoveryOption(outcome))))
+	// Requests are validated once the call is authenticated, observed and parsed, and before
+	// the service's code: INVALID_ARGUMENT is logged and counted, never told to a stranger.
+	valid := validation{validator: protovalidate.GlobalValidator}
+	if err := valid.prepare(services); err != nil {
+		return nil, err
+	}
+	unary = append(unary, outcome.unary, recovery.UnaryServerInterceptor(recoveryOption(outcome)), rejectMalformed, valid.unary)
+	stream = append(stream, known.only(outcome.stream), known.only(recovery.StreamServerInterceptor(recoveryOption(outcome))), valid.stream)
 	if s.Compression != "none" {
 		compressUnary, compressStream := compression(s.Compression)
 		unary, stream = append(unary, compressUnary), append(stream, compressStream)

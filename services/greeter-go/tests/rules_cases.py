@@ -16,53 +16,31 @@ from greeter import rules
 
 CASES_FILE = Path(__file__).resolve().parent.parent / "internal/greeter/testdata/rules_cases.json"
 
+# Inputs the contract accepts (proto/acme/greeter/v1/greeter.proto; rules_test.go checks
+# that it does): the rules see no other, libs/common and libs/common-go refuse the rest.
 NAMES = [
     "Ada",
     "  Ada  ",
-    "",
-    "   ",
-    "\t\n",
-    "\x1c Ada \x1f",
-    "\u3000Ada\u00a0",
-    "Ada\x00",
+    " \t\n\v\f\rAda\r\f\v\n\t ",
+    "\u3000Ada\u00a0",  # not the contract's whitespace: part of the name
     "Ada\u200b",
     "A" * 100,
-    "A" * 101,
-    " " + "é" * 100 + " ",
-    "😀" * 101,
+    " " + "é" * 98 + " ",
+    "😀" * 100,
     "Zoë",
-    "Ada\nLovelace",
+    "Ada\u00a0Lovelace",
     "Ada Lovelace",
     "{name}",
     "%s",
     "\u00adAda",
     "x\u2028y",
 ]
-LANGUAGES = [
-    "",
-    "en",
-    "FR",
-    " de ",
-    "xx",
-    "İ",
-    "ΑΣ",
-    "x" * 40,
-    "'",
-    "\"'",
-    "\\",
-    "\x00",
-    "\u00a0x\u00a0",
-    "😀",
-    "pt-BR",
-    "\u0130stanbul",
-]
+LANGUAGES = ["", "  ", "en", "FR", " de ", "\tEs\n", "pT", "\v\fiT\r"]
 LANGUAGE_LISTS: list[list[str]] = [
     [],
     ["fr", "EN"],
-    ["en", "xx", "yy"],
+    [" it ", ""],
     ["de"] * 3,
-    ["de"] * 1001,
-    ["x" * 300],
 ]
 NAME_STREAMS: list[list[str]] = [[], ["Ada"], ["Ada", "Alan"], ["A", "B", "C"]]
 
@@ -83,17 +61,17 @@ def cases() -> dict[str, Any]:
     return {
         "greet": [
             {"name": name, "language": language, **outcome(rules.greet, name, language)}
-            for name in NAMES[:6]
+            for name in NAMES[:4]
             for language in LANGUAGES
         ]
-        + [{"name": name, "language": "", **outcome(rules.greet, name, "")} for name in NAMES[6:]],
+        + [{"name": name, "language": "", **outcome(rules.greet, name, "")} for name in NAMES[4:]],
         "greet_in_languages": [
             {
                 "name": name,
                 "languages": languages,
                 **outcome(rules.greet_in_languages, name, languages),
             }
-            for name in ("Ada", "")
+            for name in ("Ada", " Alan\t")
             for languages in LANGUAGE_LISTS
         ],
         "greet_everyone": [

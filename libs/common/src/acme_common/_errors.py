@@ -71,11 +71,13 @@ def _listing(lines: Sequence[str], unsent: int) -> str:
 
 @dataclass(frozen=True)
 class FieldViolation:
-    """One bad field of a request: its path (e.g. `names[3]`) and what is wrong with it
-    (google.rpc.BadRequest.FieldViolation)."""
+    """One bad field of a request: its path (e.g. `names[3]`), what is wrong with it and,
+    optionally, the id of the rule it breaks (e.g. `string.max_len`, a protovalidate rule id;
+    google.rpc.BadRequest.FieldViolation.reason)."""
 
     field: str
     description: str
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ class _BadRequest(ServiceError):
             FieldViolation(
                 truncate(v.field, MAX_NAME_BYTES),
                 truncate(v.description, MAX_DESCRIPTION_BYTES),
+                truncate(v.reason, MAX_NAME_BYTES),
             )
             for v in violations[:MAX_VIOLATIONS]
         )
@@ -132,7 +135,9 @@ class _BadRequest(ServiceError):
 
     def details(self) -> tuple[Message, ...]:
         field_violations = [
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            error_details_pb2.BadRequest.FieldViolation(
+                field=v.field, description=v.description, reason=v.reason
+            )
             for v in self.violations
         ]
         return (error_details_pb2.BadRequest(field_violations=field_violations),)
@@ -349,7 +354,8 @@ def field_violations(status: status_pb2.Status | None) -> list[FieldViolation]:
             bad_request = error_details_pb2.BadRequest()
             detail.Unpack(bad_request)
             found.extend(
-                FieldViolation(v.field, v.description) for v in bad_request.field_violations
+                FieldViolation(v.field, v.description, v.reason)
+                for v in bad_request.field_violations
             )
     return found
 

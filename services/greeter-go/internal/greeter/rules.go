@@ -1,26 +1,26 @@
 // Package greeter is the Greeter service: its rules (plain functions, no gRPC, the twin of
 // services/greeter's rules.py) and its gRPC wiring (service.go).
+//
+// What a request must satisfy is the contract's (proto/acme/greeter/v1/greeter.proto: a
+// name's length and characters, the supported language tags, how many languages a request
+// may list), and libs/common-go refuses a request that breaks it before the service sees it.
+// What stays here is what those rules cannot say: trimming the surrounding whitespace the
+// contract allows, which greeting each supported tag gets (the proto's `language.supported`
+// rule lists the same tags: rules_test.go fails when they differ), and that a GreetMany
+// stream carries at least one name (a rule over the stream, not over one message). How many
+// names a stream may carry is a server setting (GREETER_MAX_STREAM_NAMES, service.go).
 package greeter
 
 import (
 	"fmt"
 	"slices"
 	"strings"
-	"unicode"
-	"unicode/utf8"
-
-	"golang.org/x/text/cases"
-	"golang.org/x/text/language"
 
 	"acme.example/common/rpcerr"
 )
 
-// The limits and greetings of rules.py.
-const (
-	MaxNameLength   = 100
-	MaxLanguages    = 1000 // one request may ask for at most this many streamed greetings
-	DefaultLanguage = "en"
-)
+// DefaultLanguage is the tag of an empty language.
+const DefaultLanguage = "en"
 
 // Templates are the greetings by language tag; %s is the name.
 var Templates = map[string]string{
@@ -31,6 +31,11 @@ var Templates = map[string]string{
 	"it": "Ciao, %s!",
 	"pt": "Olá, %s!",
 }
+
+// Whitespace is what the contract allows around a name or a language tag, and what is
+// trimmed: ASCII only, as its rules say. strings.TrimSpace would also take Unicode spaces
+// (U+0085, U+00A0, U+3000...), which the contract counts as part of the name.
+const Whitespace = " \t\n\v\f\r"
 
 // Greeting is one greeting in one language.
 type Greeting struct {
@@ -48,94 +53,63 @@ var supported = func() []string {
 	return tags
 }()
 
-// Python's full lower-casing (SpecialCasing: final sigma, dotted capital I), as str.lower().
-var lower = cases.Lower(language.Und)
-
-// ValidateName is the name without surrounding whitespace; InvalidArgument on field when
-// it is empty, longer than MaxNameLength characters or holds a character that is not
-// printable.
-func ValidateName(name, field string) (string, error) {
-	cleaned := strip(name)
-	if cleaned == "" {
-		return "", rpcerr.InvalidArgument(rpcerr.FieldViolation{Field: field, Description: "must not be empty"})
-	}
-	if count := utf8.RuneCountInString(cleaned); count > MaxNameLength {
-		return "", rpcerr.InvalidArgument(rpcerr.FieldViolation{
-			Field:       field,
-			Description: fmt.Sprintf("must be at most %d characters, got %d", MaxNameLength, count),
-		})
-	}
-	if !printable(cleaned) {
-		return "", rpcerr.InvalidArgument(rpcerr.FieldViolation{
-			Field: field, Description: "must not contain control characters",
-		})
-	}
-	return cleaned, nil
+// CleanName is the name without the surrounding whitespace the contract allows.
+func CleanName(name string) string {
+	return strings.Trim(name, Whitespace)
 }
 
-// ValidateLanguage is the language tag (empty means DefaultLanguage); InvalidArgument on
-// field when it is not supported.
-func ValidateLanguage(tag, field string) (string, error) {
-	cleaned := lower.String(strip(tag))
-	if cleaned == "" {
-		cleaned = DefaultLanguage
+// LanguageTag is the Templates key of a language tag the contract accepts: trimmed, in lower
+// case (the contract's tags are ASCII letters), DefaultLanguage when empty.
+func LanguageTag(tag string) string {
+	if cleaned := strings.ToLower(strings.Trim(tag, Whitespace)); cleaned != "" {
+		return cleaned
 	}
-	if _, ok := Templates[cleaned]; !ok {
-		return "", rpcerr.InvalidArgument(rpcerr.FieldViolation{
-			Field: field,
-			Description: fmt.Sprintf(
-				"unsupported %s; supported: %s", rpcerr.Echo(cleaned), strings.Join(supported, ", "),
-			),
-		})
+	return DefaultLanguage
+}
+
+// templateOf is the greeting of a LanguageTag; an error (INTERNAL, as the Python greeter's
+// KeyError) for a tag without one, which the contract accepts only if its tags and
+// Templates differ.
+func templateOf(key string) (string, error) {
+	template, ok := Templates[key]
+	if !ok {
+		return "", fmt.Errorf("no greeting template for the language tag %q", key)
 	}
-	return cleaned, nil
+	return template, nil
 }
 
 // Greet is one greeting, for example "Hello, Ada!".
 func Greet(name, tag string) (string, error) {
-	tag, err := ValidateLanguage(tag, "language")
+	template, err := templateOf(LanguageTag(tag))
 	if err != nil {
 		return "", err
 	}
-	cleaned, err := ValidateName(name, "name")
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf(Templates[tag], cleaned), nil
+	return fmt.Sprintf(template, CleanName(name)), nil
 }
 
 // GreetInLanguages is the greeting in each requested language, or in every supported one.
 func GreetInLanguages(name string, tags []string) ([]Greeting, error) {
-	cleaned, err := ValidateName(name, "name")
-	if err != nil {
-		return nil, err
+	keys := supported
+	if len(tags) > 0 {
+		keys = make([]string, len(tags))
+		for i, tag := range tags {
+			keys[i] = LanguageTag(tag)
+		}
 	}
-	if len(tags) > MaxLanguages {
-		return nil, rpcerr.InvalidArgument(rpcerr.FieldViolation{
-			Field:       "languages",
-			Description: fmt.Sprintf("must list at most %d entries, got %d", MaxLanguages, len(tags)),
-		})
-	}
-	wanted := make([]string, 0, len(tags))
-	for index, tag := range tags {
-		valid, err := ValidateLanguage(tag, fmt.Sprintf("languages[%d]", index))
+	cleaned := CleanName(name)
+	greetings := make([]Greeting, len(keys))
+	for i, key := range keys {
+		template, err := templateOf(key)
 		if err != nil {
 			return nil, err
 		}
-		wanted = append(wanted, valid)
-	}
-	if len(wanted) == 0 {
-		wanted = supported
-	}
-	greetings := make([]Greeting, len(wanted))
-	for i, tag := range wanted {
-		greetings[i] = Greeting{Language: tag, Message: fmt.Sprintf(Templates[tag], cleaned)}
+		greetings[i] = Greeting{Language: key, Message: fmt.Sprintf(template, cleaned)}
 	}
 	return greetings, nil
 }
 
 // GreetEveryone is one greeting for all names: "Hello, Ada!", "Hello, Ada and Alan!",
-// "Hello, A, B and C!".
+// "Hello, A, B and C!"; InvalidArgument for none (the stream must carry at least one name).
 func GreetEveryone(names []string) (string, error) {
 	if len(names) == 0 {
 		return "", rpcerr.InvalidArgument(rpcerr.FieldViolation{
@@ -147,23 +121,4 @@ func GreetEveryone(names []string) (string, error) {
 		together = strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 	}
 	return fmt.Sprintf(Templates[DefaultLanguage], together), nil
-}
-
-// strip is Python's str.strip(): Go's unicode.IsSpace plus the four information separators
-// (U+001C-U+001F) that Python also counts as whitespace.
-func strip(text string) string {
-	return strings.TrimFunc(text, func(r rune) bool {
-		return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f)
-	})
-}
-
-// printable is Python's str.isprintable(): no control, format, surrogate, private-use,
-// unassigned or separator character other than the ASCII space.
-func printable(text string) bool {
-	for _, r := range text {
-		if r != ' ' && !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
 }

@@ -3,10 +3,18 @@ package greeter
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
+	"unicode"
+
+	"buf.build/go/protovalidate"
+	"google.golang.org/protobuf/encoding/prototext"
+	"google.golang.org/protobuf/proto"
+
+	greeterv1 "acme.example/protos/acme/greeter/v1"
 
 	"acme.example/common/rpcerr"
 )
@@ -106,28 +114,88 @@ func TestGreetEveryoneAgreesWithPythonRules(t *testing.T) {
 	}
 }
 
-func TestAtMostMaxLanguagesAreGreeted(t *testing.T) {
-	tags := make([]string, MaxLanguages)
-	for i := range tags {
-		tags[i] = "de"
+// The cases are inputs the contract accepts: the only ones the rules are given.
+func TestTheCasesAreInputsTheContractAccepts(t *testing.T) {
+	c := loadCases(t)
+	var requests []proto.Message
+	for _, g := range c.Greet {
+		requests = append(requests, &greeterv1.SayHelloRequest{Name: g.Name, Language: g.Language})
 	}
-	greetings, err := GreetInLanguages("Ada", tags)
-	if err != nil || len(greetings) != MaxLanguages {
-		t.Fatalf("%d greetings, %v; want %d", len(greetings), err, MaxLanguages)
+	for _, g := range c.GreetInLanguages {
+		requests = append(requests, &greeterv1.SayHelloLanguagesRequest{Name: g.Name, Languages: g.Languages})
 	}
-	if _, err := GreetInLanguages("Ada", append(tags, "de")); err == nil {
-		t.Fatal("one more language than MaxLanguages was greeted")
+	for _, g := range c.GreetEveryone {
+		for _, name := range g.Names {
+			requests = append(requests, &greeterv1.GreetManyRequest{Name: name})
+		}
+	}
+	for _, request := range requests {
+		if err := protovalidate.Validate(request); err != nil {
+			t.Errorf("%v: %v", prototext.Format(request), err)
+		}
+	}
+}
+
+// The contract's `language.supported` rule and Templates name the same tags: every tag of
+// one to three ASCII letters is accepted exactly when it has a template, in any case.
+func TestTheContractsLanguagesAreTheTemplates(t *testing.T) {
+	accepted := func(tag string) bool {
+		return protovalidate.Validate(&greeterv1.SayHelloRequest{Name: "Ada", Language: tag}) == nil
+	}
+	var tags []string
+	for _, a := range letters {
+		tags = append(tags, string(a))
+		for _, b := range letters {
+			tags = append(tags, string(a)+string(b))
+			for _, c := range letters {
+				tags = append(tags, string(a)+string(b)+string(c))
+			}
+		}
+	}
+	for _, tag := range tags {
+		_, templated := Templates[tag]
+		if accepted(tag) != templated || accepted(strings.ToUpper(tag)) != templated {
+			t.Errorf("tag %q: accepted by the contract %v, has a template %v", tag, accepted(tag), templated)
+		}
+	}
+	if !accepted("") || !accepted(" \tDe\n") {
+		t.Error("the contract refuses an empty tag or one in whitespace")
+	}
+}
+
+const letters = "abcdefghijklmnopqrstuvwxyz"
+
+// What CleanName trims is what the contract counts as whitespace: a name of one such
+// character is blank (`name.not_blank`); any other space (Unicode's) is kept.
+func TestTheTrimmedWhitespaceIsTheContracts(t *testing.T) {
+	for r := rune(0); r <= 0x3000; r++ {
+		if !unicode.IsSpace(r) && !strings.ContainsRune(Whitespace, r) {
+			continue
+		}
+		blank := strings.Contains(fmt.Sprint(protovalidate.Validate(&greeterv1.SayHelloRequest{Name: string(r)})), "must not be empty")
+		trimmed := CleanName(string(r)+"Ada"+string(r)) == "Ada"
+		if blank != strings.ContainsRune(Whitespace, r) || trimmed != blank {
+			t.Errorf("%U: blank for the contract %v, trimmed %v", r, blank, trimmed)
+		}
+	}
+}
+
+func TestATagWithoutATemplateIsAnInternalError(t *testing.T) {
+	_, err := Greet("Ada", "xx")
+	var rpcErr *rpcerr.Error
+	if err == nil || errors.As(err, &rpcErr) {
+		t.Fatalf("Greet(Ada, xx): %v, want a plain error (INTERNAL)", err)
 	}
 }
 
 func TestStatusCarriesBadRequest(t *testing.T) {
-	_, err := Greet("", "")
+	_, err := GreetEveryone(nil)
 	var rpcErr *rpcerr.Error
 	if !errors.As(err, &rpcErr) {
 		t.Fatalf("%v is not an rpcerr.Error", err)
 	}
 	st := rpcErr.GRPCStatus()
-	if st.Code().String() != "InvalidArgument" || st.Message() != "name: must not be empty" {
+	if st.Code().String() != "InvalidArgument" || st.Message() != "name: the stream must contain at least one name" {
 		t.Fatalf("status %v %q", st.Code(), st.Message())
 	}
 	if details := st.Details(); len(details) != 1 {

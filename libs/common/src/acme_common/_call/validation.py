@@ -82,7 +82,10 @@ def check_for(descriptor: Descriptor) -> Check | None:
             if not violations:
                 return None
             return InvalidArgument(
-                *(FieldViolation(field_path(v.proto.field), v.proto.message) for v in violations)
+                *(
+                    FieldViolation(field_path(v.proto.field), v.proto.message, v.proto.rule_id)
+                    for v in violations
+                )
             )
         except Exception as error:
             return error
