@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from acme_devkit.external import not_run
 from acme_devkit.node import npm_ci
 
 pytestmark = pytest.mark.integration  # runs tools (buf, kubectl, uv, ...) as processes
@@ -18,9 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def copy_of_repo(tmp_path: Path) -> Path:
     """The parts codegen reads and writes, copied so the real tree is never touched: the
-    protos (ours and third_party/), the Python and Go stubs, the Go module pinning the Go plugins, and the gateway's
-    web page with its generators (tools/webgen.py; the copy links to the real node_modules,
-    installed here when npm can)."""
+    protos (ours and third_party/), the Python and Go stubs, the Go module pinning the Go
+    plugins, and the gateway's web page with its generators (tools/webgen.py; the copy links
+    to the real node_modules, installed here when npm can)."""
     shutil.copytree(ROOT / "proto", tmp_path / "proto")
     shutil.copytree(ROOT / "third_party", tmp_path / "third_party")
     shutil.copytree(ROOT / "libs" / "protos" / "src", tmp_path / "libs" / "protos" / "src")
@@ -99,3 +100,24 @@ def test_generation_is_deterministic(tmp_path: Path) -> None:
     repo = copy_of_repo(tmp_path)
     assert codegen(repo).returncode == 0
     assert "0 file(s) changed" in codegen(repo).stdout
+
+
+def test_check_fails_when_the_pages_copy_of_buf_validate_differs_from_the_pinned_one(
+    tmp_path: Path,
+) -> None:
+    """The page reads the rules with @bufbuild/protovalidate's own buf/validate (tools/webgen.py:
+    one copy in the bundle); a pinned validate.proto that says a rule differently (here a
+    message) fails the check, so the browser and the servers cannot drift apart."""
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        not_run(
+            "WEB CODEGEN TEST", "`node` or `npm` is not on PATH", "Node.js >= 18 and npm",
+            "ACME_REQUIRE_NODE",
+        )  # fmt: skip
+    repo = copy_of_repo(tmp_path)
+    pinned = repo / "third_party" / "protovalidate" / "buf" / "validate" / "validate.proto"
+    rule = "'must be at most %s characters'"
+    assert rule in pinned.read_text()
+    pinned.write_text(pinned.read_text().replace(rule, "'must have at most %s characters'"))
+    result = codegen(repo, "--check")
+    assert result.returncode == 1
+    assert "@bufbuild/protovalidate's buf/validate/validate.proto differs" in result.stderr
