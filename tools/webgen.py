@@ -1,10 +1,11 @@
 """The gateway's web page, generated: TypeScript from the protos the page calls (protoc-gen-es)
-and one bundle (esbuild) of services/gateway/web/src/main.ts into the gateway's static files.
+and one bundle (esbuild) of services/gateway/web/src/main.ts (and the page's other hand-written
+modules, src/*.ts) into the gateway's static files.
 Called by tools/codegen.py (`nox -s codegen`, `--check`).
 
 Both the generated TypeScript and the bundle are committed, so the gateway's image and
 `nox -s up` need no Node.js. `services/gateway/web/generated.sha256` records the sha256 of
-every input (protos, main.ts, package-lock.json) and output of the last generation:
+every input (protos, src/*.ts, package-lock.json) and output of the last generation:
 - with the npm packages installed (`npm ci` in services/gateway/web; `nox -s lint` does it),
   the check regenerates everything in a temporary copy and compares file by file;
 - without them, it compares the recorded hashes with the files: a changed input ("run
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,9 +34,16 @@ STAMP = WEB / "generated.sha256"
 # nothing here until the page uses it.
 PROTOS = ("acme/caller/v1/caller.proto", "acme/greeter/v1/greeter.proto")
 GOOGLE_PROTOS = ("google/rpc/error_details.proto",)
-# The protovalidate rules the contracts import (tools/codegen.py, tools/proto_deps.py).
+# The protovalidate rules the contracts import (tools/codegen.py, tools/proto_deps.py): read to
+# compile the contracts, not generated. The page imports buf/validate's TypeScript from
+# @bufbuild/protovalidate (the validator reads the rules with that copy; its descriptor is
+# byte-identical to the pinned validate.proto's), so the bundle holds one copy of it.
 THIRD_PARTY = ROOT / "third_party" / "protovalidate"
 THIRD_PARTY_PROTOS = ("buf/validate/validate.proto",)
+ES_OPTIONS = ("target=ts", "map_imports=buf/validate/:@bufbuild/protovalidate/gen")
+NPM_VALIDATE = "node_modules/@bufbuild/protovalidate/dist/esm/gen/buf/validate/validate_pb.js"
+# The descriptor protoc-gen-es embeds in a generated file (base64 of the FileDescriptorProto).
+EMBEDDED_DESCRIPTOR = re.compile(r'fileDesc\("([A-Za-z0-9+/=_-]+)"')
 ESBUILD_OPTIONS = (
     "--bundle",
     "--format=esm",
@@ -57,9 +66,14 @@ def inputs() -> dict[str, Path]:
     google = _google_protos_root()
     files |= {f"<googleapis-common-protos>/{name}": google / name for name in GOOGLE_PROTOS}
     files |= {f"third_party/protovalidate/{n}": THIRD_PARTY / n for n in THIRD_PARTY_PROTOS}
-    for name in ("src/main.ts", "package.json", "package-lock.json"):
+    for name in (*sources(), "package.json", "package-lock.json"):
         files[f"services/gateway/web/{name}"] = WEB / name
     return files
+
+
+def sources() -> list[str]:
+    """The page's hand-written modules (relative to web): src/*.ts; src/proto is generated."""
+    return sorted(path.relative_to(WEB).as_posix() for path in (WEB / "src").glob("*.ts"))
 
 
 def outputs(web: Path, static: Path) -> dict[str, Path]:
@@ -88,12 +102,8 @@ def tools_installed() -> bool:
     return installed and shutil.which("node") is not None
 
 
-def generate(web: Path, static: Path) -> None:
-    """Generate the TypeScript into web/src/proto and bundle web/src/main.ts into static."""
-    generated = web / GENERATED_TS
-    shutil.rmtree(generated, ignore_errors=True)
-    generated.mkdir(parents=True)
-    bin_dir = WEB / "node_modules" / ".bin"
+def _protoc_es(out: Path, protos: tuple[str, ...]) -> None:
+    """protoc-gen-es (ES_OPTIONS) of protos into out."""
     protoc = [
         sys.executable,
         "-m",
@@ -101,16 +111,39 @@ def generate(web: Path, static: Path) -> None:
         f"--proto_path={ROOT / 'proto'}",
         f"--proto_path={_google_protos_root()}",
         f"--proto_path={THIRD_PARTY}",
-        f"--plugin=protoc-gen-es={bin_dir / 'protoc-gen-es'}",
-        f"--es_out={generated}",
-        "--es_opt=target=ts",
-        *PROTOS,
-        *GOOGLE_PROTOS,
-        *THIRD_PARTY_PROTOS,
+        f"--plugin=protoc-gen-es={WEB / 'node_modules' / '.bin' / 'protoc-gen-es'}",
+        f"--es_out={out}",
+        *(f"--es_opt={option}" for option in ES_OPTIONS),
+        *protos,
     ]
     subprocess.run(protoc, check=True, cwd=ROOT)  # noqa: S603 - fixed argv, no shell
+
+
+def check_validate_copy() -> None:
+    """SystemExit unless the buf/validate descriptor in @bufbuild/protovalidate (the copy the
+    page uses) is the one of the pinned third_party validate.proto (the copy the servers use):
+    both sides must then read the same rules the same way."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _protoc_es(Path(tmp), THIRD_PARTY_PROTOS)
+        pinned = EMBEDDED_DESCRIPTOR.search(Path(tmp, "buf/validate/validate_pb.ts").read_text())
+    npm = EMBEDDED_DESCRIPTOR.search((WEB / NPM_VALIDATE).read_text())
+    if pinned is None or npm is None or pinned[1] != npm[1]:
+        sys.exit(
+            "codegen: @bufbuild/protovalidate's buf/validate/validate.proto differs from the "
+            "pinned third_party/protovalidate one: move the npm package (services/gateway/web/"
+            "package.json) and third_party/protovalidate/source.toml to the same release"
+        )
+
+
+def generate(web: Path, static: Path) -> None:
+    """Generate the TypeScript into web/src/proto and bundle web/src/main.ts into static."""
+    check_validate_copy()
+    generated = web / GENERATED_TS
+    shutil.rmtree(generated, ignore_errors=True)
+    generated.mkdir(parents=True)
+    _protoc_es(generated, PROTOS + GOOGLE_PROTOS)
     static.mkdir(parents=True, exist_ok=True)
-    bundle = [str(bin_dir / "esbuild"), "src/main.ts", *ESBUILD_OPTIONS]
+    bundle = [str(WEB / "node_modules" / ".bin" / "esbuild"), "src/main.ts", *ESBUILD_OPTIONS]
     bundle.append(f"--outfile={static / BUNDLE}")
     # esbuild finds the npm packages from web's node_modules (NODE_PATH) wherever web is.
     env = {**os.environ, "NODE_PATH": str(WEB / "node_modules")}
@@ -141,7 +174,8 @@ def check() -> tuple[list[str], str]:
         with tempfile.TemporaryDirectory() as tmp:
             web, static = Path(tmp) / "web", Path(tmp) / "static"
             (web / "src").mkdir(parents=True)
-            shutil.copy2(WEB / "src" / "main.ts", web / "src" / "main.ts")
+            for name in sources():
+                shutil.copy2(WEB / name, web / name)
             generate(web, static)
             fresh = {name: _sha256(path) for name, path in outputs(web, static).items()}
         committed = {name: _sha256(path) for name, path in outputs(WEB, STATIC).items()}

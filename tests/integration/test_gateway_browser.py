@@ -1,8 +1,10 @@
 """The gateway's page in a real browser: headless Chromium from Debian's packages, driven by
 playwright-core (tests/browser/node/page.js; no browser download), loads the page from the
 running gateway (in front of the real caller and greeter), submits the form and reads what the
-page shows: the greeting, a validation error for an empty name with its field violation, the
-fan-out, and a server stream, over the Connect protocol and over gRPC-Web.
+page shows: the greeting, the fan-out and a server stream, over the Connect protocol and over
+gRPC-Web; the page's own check of the contract's rules (protovalidate-es) refusing invalid
+forms with no request sent, each message next to its field; and, with that check turned off by
+the page's test hook `?novalidate`, the server's violations shown next to the field the same way.
 
 Without Chromium, Node.js or npm the test is skipped with a loud message; ACME_REQUIRE_BROWSER=1
 (set by .ci/run) turns that skip into a failure. Debian: `apt-get install -y chromium nodejs
@@ -72,29 +74,45 @@ def drive_page(tools: tuple[str, str], url: str, profile: Path) -> dict[str, Any
     return shown
 
 
-def test_page_in_chromium(tools: tuple[str, str], gateway: GatewayProcess, tmp_path: Path) -> None:
-    shown = drive_page(tools, f"{gateway.url}/", tmp_path / "profile")
+# The contract's messages (buf.validate rules of proto/acme/*/v1/*.proto), as protovalidate says
+# them: the page's check and (once it enforces them) the server's.
+EMPTY = "must not be empty"
+TOO_LONG = "must be at most 100 characters"
+UNSUPPORTED = "must be one of the supported language tags: de, en, es, fr, it, pt"
+INTRODUCE = "/acme.caller.v1.CallerService/Introduce"
+INTRODUCE_ALL = "/acme.caller.v1.CallerService/IntroduceAll"
+SAY_HELLO_LANGUAGES = "/acme.greeter.v1.GreeterService/SayHelloLanguages"
+
+
+@pytest.fixture(scope="module")
+def shown(
+    tools: tuple[str, str], gateway: GatewayProcess, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """What the page showed at each step of page.js (one browser run for this module)."""
+    return drive_page(tools, f"{gateway.url}/", tmp_path_factory.mktemp("browser") / "profile")
+
+
+def marked(field: str, message: str) -> dict[str, str]:
+    """How the page marks an invalid input (fields.ts): aria-invalid, and aria-describedby
+    naming the element next to it that shows the message."""
+    return {"invalid": "true", "describedby": f"{field}-error", "message": message}
+
+
+def test_page_in_chromium(shown: dict[str, Any]) -> None:
     assert shown["title"] == "acme gateway"
     for protocol in ("", "grpc_web_"):
         introduce = shown[f"{protocol}introduce"]
         name = "Grace" if protocol else "Ada"
-        assert introduce == {
-            "text": f"greeting: Hello, {name}!\ngreeter: {GREETER_INSTANCE}",
-            "state": "ok",
-        }
-        empty = shown[f"{protocol}empty_name"]
-        assert empty["state"] == "error"
-        assert empty["text"].splitlines() == [
-            "error: invalid_argument",
-            "message: name: must not be empty",
-            "field name: must not be empty",
-        ]
+        assert introduce["text"] == f"greeting: Hello, {name}!\ngreeter: {GREETER_INSTANCE}"
+        assert (introduce["state"], introduce["fields"]) == ("ok", {})
+        assert introduce["requests"] == [INTRODUCE]
     assert shown["introduce_all"]["text"].splitlines() == [
         "greeting: Hello, Ada!",
         "greeting: Hello, Alan!",
         "greeting: Hello, Grace!",
         "succeeded: 3, failed: 0",
     ]
+    assert shown["introduce_all"]["requests"] == [INTRODUCE_ALL]
     assert shown["stream"]["text"].splitlines() == [
         "greeting (en): Hello, Ada!",
         "greeting (fr): Bonjour, Ada !",
@@ -102,5 +120,62 @@ def test_page_in_chromium(tools: tuple[str, str], gateway: GatewayProcess, tmp_p
         "stream ended: 3 messages",
     ]
     assert shown["grpc_web_stream"]["text"].splitlines()[-1] == "stream ended: 3 messages"
-    # Only the expected 400 of the empty name (Connect's HTTP status) shows in the console.
+    for step in ("stream", "grpc_web_stream"):
+        assert shown[step]["requests"] == [SAY_HELLO_LANGUAGES]
+    # The server's 400s (Connect's HTTP status for invalid_argument) are the only console lines.
     assert [line for line in shown["console"] if "status of 400" not in line] == []
+
+
+def test_page_refuses_invalid_forms_before_sending(shown: dict[str, Any]) -> None:
+    """protovalidate-es in the page: each invalid form shows the contract's message next to
+    its field, focuses the first invalid field, and sends nothing (no request in the page's
+    network events); a valid form afterwards clears the marks."""
+    expected = {
+        "empty_name": [("name", "name", EMPTY)],
+        "grpc_web_empty_name": [("name", "name", EMPTY)],
+        "long_name": [("name", "name", TOO_LONG)],
+        "blank_name_and_language": [
+            ("name", "name", EMPTY),
+            ("language", "language", UNSUPPORTED),
+        ],
+        "long_names_entry": [("names", "names[1]", TOO_LONG)],
+        "stream_language": [("languages", "languages[1]", UNSUPPORTED)],
+    }
+    for step, violations in expected.items():
+        refused = shown[step]
+        assert refused["requests"] == [], step
+        assert refused["state"] == "error", step
+        assert refused["text"].splitlines() == [
+            "not sent: the form is invalid",
+            *(f"field {path}: {message}" for _, path, message in violations),
+        ], step
+        assert refused["fields"] == {
+            field: marked(field, message if path == field else f"{path}: {message}")
+            for field, path, message in violations
+        }, step
+        assert refused["focused"] == violations[0][0], step
+    for step in ("introduce_all", "stream", "grpc_web_introduce"):
+        assert shown[step]["fields"] == {}, step
+
+
+def test_page_shows_server_violations_next_to_fields(shown: dict[str, Any]) -> None:
+    """The test hook `?novalidate` turns the page's check off: the page sends the invalid form
+    and shows the server's google.rpc.BadRequest violation next to its field, as it shows its
+    own."""
+    for step in ("server_empty_name", "server_grpc_web_empty_name"):
+        answered = shown[step]
+        assert answered["requests"] == [INTRODUCE], step
+        assert answered["state"] == "error", step
+        assert answered["text"].splitlines() == [
+            "error: invalid_argument",
+            f"message: name: {EMPTY}",
+            f"field name: {EMPTY}",
+        ], step
+        assert answered["fields"] == {"name": marked("name", EMPTY)}, step
+    # Greeter's own words for a language today (services/greeter rules.py); UNSUPPORTED once the
+    # servers enforce the contract's rules (issue #21, branch `validate`).
+    server_unsupported = "unsupported 'xx'; supported: de, en, es, fr, it, pt"
+    answered = shown["server_language"]
+    assert answered["requests"] == [INTRODUCE]
+    assert answered["text"].splitlines()[-1] == f"field language: {server_unsupported}"
+    assert answered["fields"] == {"language": marked("language", server_unsupported)}

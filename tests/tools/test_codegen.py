@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from acme_devkit.external import not_run
 from acme_devkit.node import npm_ci
 
 pytestmark = pytest.mark.integration  # runs tools (buf, kubectl, uv, ...) as processes
@@ -160,3 +161,24 @@ def test_a_contract_buf_lint_refuses_stops_codegen_before_it_generates(
     assert "codegen check" not in result.stdout  # it stopped before comparing anything
     assert generated_files(repo) == before
     assert not (repo / "libs" / "protos" / "src" / "acme" / "lintprobe").exists()
+
+
+def test_check_fails_when_the_pages_copy_of_buf_validate_differs_from_the_pinned_one(
+    tmp_path: Path,
+) -> None:
+    """The page reads the rules with @bufbuild/protovalidate's own buf/validate (tools/webgen.py:
+    one copy in the bundle); a pinned validate.proto that says a rule differently (here a
+    message) fails the check, so the browser and the servers cannot drift apart."""
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        not_run(
+            "WEB CODEGEN TEST", "`node` or `npm` is not on PATH", "Node.js >= 18 and npm",
+            "ACME_REQUIRE_NODE",
+        )  # fmt: skip
+    repo = copy_of_repo(tmp_path)
+    pinned = repo / "third_party" / "protovalidate" / "buf" / "validate" / "validate.proto"
+    rule = "'must be at most %s characters'"
+    assert rule in pinned.read_text()
+    pinned.write_text(pinned.read_text().replace(rule, "'must have at most %s characters'"))
+    result = codegen(repo, "--check")
+    assert result.returncode == 1
+    assert "@bufbuild/protovalidate's buf/validate/validate.proto differs" in result.stderr

@@ -1,10 +1,18 @@
 // The gateway's page: calls Caller.Introduce, Caller.IntroduceAll and (when the gateway
 // exposes Greeter) the server stream Greeter.SayHelloLanguages, over the Connect protocol or
 // gRPC-Web, and shows each reply or error (code, message and BadRequest field violations).
+// Before sending, it checks the request against the rules of the contract (the buf.validate
+// annotations of proto/, read from the generated descriptors by protovalidate) and sends
+// nothing while a rule is broken; each violation, the page's or the server's, shows next to
+// its field (fields.ts).
+import { create, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { pathToString } from "@bufbuild/protobuf/reflect";
+import { createValidator } from "@bufbuild/protovalidate";
 import { ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
-import { CallerService } from "./proto/acme/caller/v1/caller_pb";
-import { GreeterService } from "./proto/acme/greeter/v1/greeter_pb";
+import { clearProblems, showProblems, type FieldProblem } from "./fields";
+import { CallerService, IntroduceAllRequestSchema, IntroduceRequestSchema } from "./proto/acme/caller/v1/caller_pb";
+import { GreeterService, SayHelloLanguagesRequestSchema } from "./proto/acme/greeter/v1/greeter_pb";
 import { BadRequestSchema } from "./proto/google/rpc/error_details_pb";
 
 const TIMEOUT_MS = 5000; // sent as connect-timeout-ms / grpc-timeout: the gateway passes it on
@@ -28,16 +36,22 @@ function show(lines: string[], failed: boolean): void {
   output.dataset.state = failed ? "error" : "ok";
 }
 
-function describe(error: unknown): string[] {
-  const failure = ConnectError.from(error);
+// The field violations of the server's google.rpc.BadRequest details, if any.
+function serverProblems(failure: ConnectError): FieldProblem[] {
+  return failure
+    .findDetails(BadRequestSchema)
+    .flatMap((detail) => detail.fieldViolations)
+    .map(({ field, description }) => ({ field, description }));
+}
+
+function describe(failure: ConnectError): string[] {
   const lines = [`error: ${failure.code === undefined ? "unknown" : codeName(failure.code)}`];
   lines.push(`message: ${failure.rawMessage}`);
-  for (const detail of failure.findDetails(BadRequestSchema)) {
-    for (const violation of detail.fieldViolations) {
-      lines.push(`field ${violation.field}: ${violation.description}`);
-    }
-  }
-  return lines;
+  return [...lines, ...serverProblems(failure).map(problemLine)];
+}
+
+function problemLine({ field, description }: FieldProblem): string {
+  return `field ${field}: ${description}`;
 }
 
 // Connect's code names (snake case), as the protocol spells them on the wire.
@@ -51,28 +65,31 @@ function codeName(code: number): string {
   return CODE_NAMES[code] ?? String(code);
 }
 
-function names(): string[] {
-  return element<HTMLInputElement>("names")
+// A comma-separated input's entries, trimmed, without empty ones.
+function list(id: string): string[] {
+  return element<HTMLInputElement>(id)
     .value.split(",")
-    .map((name) => name.trim())
-    .filter((name) => name.length > 0);
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0);
 }
 
-async function introduce(): Promise<void> {
+function name(): string {
+  return element<HTMLInputElement>("name").value;
+}
+
+function language(): string {
+  return element<HTMLInputElement>("language").value;
+}
+
+async function introduce(request: MessageShape<typeof IntroduceRequestSchema>): Promise<void> {
   const caller = createClient(CallerService, transport());
-  const reply = await caller.introduce(
-    { name: element<HTMLInputElement>("name").value, language: element<HTMLInputElement>("language").value },
-    { timeoutMs: TIMEOUT_MS },
-  );
+  const reply = await caller.introduce(request, { timeoutMs: TIMEOUT_MS });
   show([`greeting: ${reply.message}`, `greeter: ${reply.greeterInstance}`], false);
 }
 
-async function introduceAll(): Promise<void> {
+async function introduceAll(request: MessageShape<typeof IntroduceAllRequestSchema>): Promise<void> {
   const caller = createClient(CallerService, transport());
-  const reply = await caller.introduceAll(
-    { names: names(), language: element<HTMLInputElement>("language").value },
-    { timeoutMs: TIMEOUT_MS },
-  );
+  const reply = await caller.introduceAll(request, { timeoutMs: TIMEOUT_MS });
   const lines = reply.introductions.map((item) =>
     item.errorCode ? `${item.name}: ${item.errorCode} ${item.errorMessage}` : `greeting: ${item.message}`,
   );
@@ -80,18 +97,10 @@ async function introduceAll(): Promise<void> {
   show(lines, false);
 }
 
-async function languages(): Promise<void> {
+async function languages(request: MessageShape<typeof SayHelloLanguagesRequestSchema>): Promise<void> {
   const greeter = createClient(GreeterService, transport());
-  const languageList = element<HTMLInputElement>("languages")
-    .value.split(",")
-    .map((tag) => tag.trim())
-    .filter((tag) => tag.length > 0);
   const lines: string[] = [];
-  const stream = greeter.sayHelloLanguages(
-    { name: element<HTMLInputElement>("name").value, languages: languageList },
-    { timeoutMs: TIMEOUT_MS },
-  );
-  for await (const reply of stream) {
+  for await (const reply of greeter.sayHelloLanguages(request, { timeoutMs: TIMEOUT_MS })) {
     lines.push(`greeting (${reply.language}): ${reply.message}`);
     show(lines, false); // each message as it arrives
   }
@@ -99,16 +108,52 @@ async function languages(): Promise<void> {
   show(lines, false);
 }
 
-function wire(id: string, action: () => Promise<void>): void {
+// Test hook: `?novalidate` in the page's address turns the page's own check off, so that a
+// test sees what the server answers to a request the page would not send
+// (tests/integration/test_gateway_browser.py). The server checks every request either way.
+const CHECK_BEFORE_SENDING = !new URLSearchParams(window.location.search).has("novalidate");
+const validator = createValidator();
+
+// The request's violations of its rules, in protovalidate's order. A rule the validator
+// cannot evaluate is the page's bug, not the user's: it goes to the console and the server,
+// which checks every request, decides.
+function check<Desc extends DescMessage>(schema: Desc, request: MessageShape<Desc>): FieldProblem[] {
+  if (!CHECK_BEFORE_SENDING) return [];
+  const result = validator.validate(schema, request);
+  if (result.kind === "error") console.error(`the page could not check ${schema.typeName}: ${result.error.message}`);
+  if (result.kind !== "invalid") return [];
+  return result.violations.map((violation) => ({ field: pathToString(violation.field), description: violation.message }));
+}
+
+// On a click: read the form into a request, check it, and either send it or show why not.
+function wire<Desc extends DescMessage>(
+  id: string,
+  schema: Desc,
+  read: () => MessageInitShape<Desc>,
+  send: (request: MessageShape<Desc>) => Promise<void>,
+): void {
+  const form = element<HTMLFormElement>("form");
   element<HTMLButtonElement>(id).addEventListener("click", (event) => {
     event.preventDefault();
+    clearProblems(form);
+    const request = create(schema, read());
+    const problems = check(schema, request);
+    if (problems.length > 0) {
+      show(["not sent: the form is invalid", ...problems.map(problemLine)], true);
+      showProblems(form, problems)[0]?.focus();
+      return;
+    }
     show(["calling..."], false);
-    action().catch((error: unknown) => show(describe(error), true));
+    send(request).catch((error: unknown) => {
+      const failure = ConnectError.from(error);
+      show(describe(failure), true);
+      showProblems(form, serverProblems(failure));
+    });
   });
 }
 
-wire("introduce", introduce);
-wire("introduce-all", introduceAll);
-wire("languages-stream", languages);
+wire("introduce", IntroduceRequestSchema, () => ({ name: name(), language: language() }), introduce);
+wire("introduce-all", IntroduceAllRequestSchema, () => ({ names: list("names"), language: language() }), introduceAll);
+wire("languages-stream", SayHelloLanguagesRequestSchema, () => ({ name: name(), languages: list("languages") }), languages);
 element<HTMLFormElement>("form").addEventListener("submit", (event) => event.preventDefault());
 element<HTMLElement>("ready").dataset.ready = "true";
