@@ -172,10 +172,8 @@ def test_page_shows_server_violations_next_to_fields(shown: dict[str, Any]) -> N
             f"field name: {EMPTY}",
         ], step
         assert answered["fields"] == {"name": marked("name", EMPTY)}, step
-    # Greeter's own words for a language today (services/greeter rules.py); UNSUPPORTED once the
-    # servers enforce the contract's rules (issue #21, branch `validate`).
-    server_unsupported = "unsupported 'xx'; supported: de, en, es, fr, it, pt"
+    # The server enforces the same rule (the contract's protovalidate rules) in the same words.
     answered = shown["server_language"]
     assert answered["requests"] == [INTRODUCE]
-    assert answered["text"].splitlines()[-1] == f"field language: {server_unsupported}"
-    assert answered["fields"] == {"language": marked("language", server_unsupported)}
+    assert answered["text"].splitlines()[-1] == f"field language: {UNSUPPORTED}"
+    assert answered["fields"] == {"language": marked("language", UNSUPPORTED)}

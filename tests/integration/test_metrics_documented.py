@@ -231,14 +231,15 @@ async def connect_json_say_hello(address: str, name: str) -> str:
 
 
 async def introduce(address: str, name: str) -> str:
-    """Caller's Introduce, which calls greeter's SayHello; the gRPC name of its status."""
+    """Caller's IntroduceAll of one name, which calls greeter's SayHello whatever the name
+    (caller checks only a name's length itself; Introduce would refuse an empty name before
+    calling greeter): the gRPC name of that SayHello's status, as caller reports it."""
     async with open_channel(address) as channel:
         stub = caller_pb2_grpc.CallerServiceStub(channel)
-        try:
-            await stub.Introduce(caller_pb2.IntroduceRequest(name=name), timeout=RPC_TIMEOUT)
-        except grpc.aio.AioRpcError as error:
-            return error.code().name
-    return "OK"
+        reply = await stub.IntroduceAll(
+            caller_pb2.IntroduceAllRequest(names=[name]), timeout=RPC_TIMEOUT
+        )
+    return reply.introductions[0].error_code or "OK"
 
 
 @dataclass(frozen=True)

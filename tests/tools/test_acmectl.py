@@ -92,7 +92,9 @@ def test_a_failed_call_exits_1_with_its_status_and_details(
     assert said[0] == "error: INVALID_ARGUMENT: name: must not be empty"
     detail = json.loads(said[1])
     assert detail["@type"] == "type.googleapis.com/google.rpc.BadRequest"
-    assert detail["fieldViolations"] == [{"field": "name", "description": "must not be empty"}]
+    assert detail["fieldViolations"] == [
+        {"field": "name", "description": "must not be empty", "reason": "name.not_blank"}
+    ]
 
 
 @pytest.mark.parametrize(

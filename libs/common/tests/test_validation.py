@@ -160,19 +160,19 @@ def test_a_valid_message_passes() -> None:
 def test_violations_name_the_field_path_and_say_the_rule() -> None:
     message = Probe(name="xxxxxx", tags=["ok", "too long"], labels={"k": "vv"}, inner=Inner())
     assert violations(message) == [
-        FieldViolation("name", "must not contain x"),
-        FieldViolation("name", "must be at most 5 characters"),
-        FieldViolation("tags[1]", "must be at most 2 characters"),
-        FieldViolation('labels["k"]', "must be at most 1 characters"),
-        FieldViolation("inner.name", "must be at least 1 characters"),
+        FieldViolation("name", "must not contain x", "name.no_x"),
+        FieldViolation("name", "must be at most 5 characters", "string.max_len"),
+        FieldViolation("tags[1]", "must be at most 2 characters", "string.max_len"),
+        FieldViolation('labels["k"]', "must be at most 1 characters", "string.max_len"),
+        FieldViolation("inner.name", "must be at least 1 characters", "string.min_len"),
     ]
 
 
 def test_oneof_and_message_rules() -> None:
     assert violations(TYPES["Choice"]()) == [
-        FieldViolation("pick", "exactly one field is required in oneof")
+        FieldViolation("pick", "exactly one field is required in oneof", "required")
     ]
-    assert violations(TYPES["Whole"]()) == [FieldViolation("", "a must be set")]  # no field
+    assert violations(TYPES["Whole"]()) == [FieldViolation("", "a must be set", "whole.a")]
 
 
 def test_many_violations_are_bounded_and_counted() -> None:
@@ -288,8 +288,8 @@ async def test_an_invalid_unary_request_never_reaches_the_handler(served: Served
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert raised.value.details() == "name: must not contain x; name: must be at most 5 characters"
     assert field_violations(status_details(raised.value)) == [
-        FieldViolation("name", "must not contain x"),
-        FieldViolation("name", "must be at most 5 characters"),
+        FieldViolation("name", "must not contain x", "name.no_x"),
+        FieldViolation("name", "must be at most 5 characters", "string.max_len"),
     ]
     assert seen == []
     assert (await call(Probe(name="Ada"), metadata=AUTHORIZED, timeout=5)).name == "hello Ada"
