@@ -8,6 +8,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -74,6 +75,9 @@ func Main(model settings.Model, build Build) int {
 	}
 	if err := host.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		if errors.As(err, new(*ListenError)) {
+			return 2 // a port setting that cannot be used: a bad setting (as acme_common)
+		}
 		return 1
 	}
 	<-ctx.Done()
@@ -251,6 +255,26 @@ func (r reflected) GetServiceInfo() map[string]grpc.ServiceInfo {
 	return services
 }
 
+// ListenError is a configured port the host cannot listen on (taken, or not an address of
+// this host): it names the setting, as acme_common does (`cannot listen on host:port
+// (VARIABLE): reason`), and Main exits 2 for it, the exit code of a bad setting.
+type ListenError struct {
+	Variable string // GRPC_PORT, ADMIN_PORT or METRICS_PORT
+	Address  string // host:port
+	Err      error
+}
+
+func (e *ListenError) Error() string {
+	reason := e.Err
+	var errno syscall.Errno
+	if errors.As(e.Err, &errno) {
+		reason = errno // "address already in use", not the whole "listen tcp ...: bind: ..."
+	}
+	return fmt.Sprintf("cannot listen on %s (%s): %v", e.Address, e.Variable, reason)
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
 // Start binds (the admin port first: a taken one stops the start before serving), serves,
 // marks every service SERVING and logs the `serving` line with the bound address.
 func (h *Host) Start() error {
@@ -259,21 +283,21 @@ func (h *Host) Start() error {
 	if h.admin != nil {
 		address := net.JoinHostPort(s.GRPCHost, strconv.Itoa(*s.AdminPort))
 		if h.adminLn, err = net.Listen("tcp", address); err != nil {
-			return fmt.Errorf("cannot listen on %s (ADMIN_PORT): %w", address, err)
+			return &ListenError{"ADMIN_PORT", address, err}
 		}
 		h.AdminPortBound = h.adminLn.Addr().(*net.TCPAddr).Port
 	}
 	if h.metrics != nil {
 		address := net.JoinHostPort(s.GRPCHost, strconv.Itoa(s.MetricsPort))
 		if h.metricLn, err = net.Listen("tcp", address); err != nil {
-			return fmt.Errorf("cannot listen on %s (METRICS_PORT): %w", address, err)
+			return &ListenError{"METRICS_PORT", address, err}
 		}
 		go func() { _ = h.metrics.Serve(h.metricLn) }()
 		named(h.log, "acme.metrics").Info("metrics", slog.String("address", address), slog.String("path", "/metrics"))
 	}
 	address := net.JoinHostPort(s.GRPCHost, strconv.Itoa(s.GRPCPort))
 	if h.listener, err = net.Listen("tcp", address); err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", address, err)
+		return &ListenError{"GRPC_PORT", address, err}
 	}
 	h.Port = h.listener.Addr().(*net.TCPAddr).Port
 	go func() { _ = h.server.Serve(h.listener) }()

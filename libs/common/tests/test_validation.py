@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-import protovalidate
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 from pydantic import SecretStr
@@ -89,6 +88,12 @@ message_type {
   field { name: "name" number: 1 type: TYPE_STRING label: LABEL_OPTIONAL
           options { [buf.validate.field] { cel { id: "broken" expression: "this +" } } } }
 }
+message_type {
+  name: "Numeric"
+  field { name: "text" number: 1 type: TYPE_STRING label: LABEL_OPTIONAL
+          options { [buf.validate.field] { cel { id: "numeric" message: "must be a number"
+                                                 expression: "int(this) >= 0" } } } }
+}
 service {
   name: "ProbeService"
   method { name: "Unary" input_type: ".test.validation.v1.Probe"
@@ -101,6 +106,11 @@ service {
   method { name: "Unary" input_type: ".test.validation.v1.Broken"
            output_type: ".test.validation.v1.Plain" }
 }
+service {
+  name: "NumericService"
+  method { name: "Unary" input_type: ".test.validation.v1.Numeric"
+           output_type: ".test.validation.v1.Plain" }
+}
 """
 
 
@@ -110,7 +120,7 @@ def _classes() -> dict[str, Any]:
         pool.FindFileByName("test/validation/v1/probe.proto")
     except KeyError:
         pool.Add(text_format.Parse(PROBE_FILE, descriptor_pb2.FileDescriptorProto()))
-    names = ("Inner", "Probe", "Plain", "Holder", "Choice", "Whole", "Broken")
+    names = ("Inner", "Probe", "Plain", "Holder", "Choice", "Whole", "Broken", "Numeric")
     return {
         name: message_factory.GetMessageClass(
             pool.FindMessageTypeByName(f"test.validation.v1.{name}")
@@ -197,8 +207,20 @@ def test_a_rule_that_does_not_compile_is_a_server_fault_not_the_clients() -> Non
 
 def test_prepare_compiles_the_rules_before_serving() -> None:
     prepare(["test.validation.v1.ProbeService", "not.in.the.pool.v1.Service"])
-    with pytest.raises(protovalidate.CompilationError):
+    with pytest.raises(SystemExit, match=r"rules of test\.validation\.v1\.Broken do not compile"):
         prepare(["test.validation.v1.BrokenService"])  # the server does not start
+
+
+def test_a_rule_that_fails_on_an_empty_request_compiles_and_answers_internal() -> None:
+    """int("") fails when evaluated, not when compiled: the server starts, and such a request
+    is answered INTERNAL (the rule's bug), never refused as the client's."""
+    prepare(["test.validation.v1.NumericService"])
+    numeric = TYPES["Numeric"]
+    assert violations(numeric(text="7")) is None
+    assert violations(numeric(text="-1")) == [FieldViolation("text", "must be a number", "numeric")]
+    refusal = check_for(numeric.DESCRIPTOR)(numeric(text="abc"))  # type: ignore[misc]
+    assert refusal is not None
+    assert not isinstance(refusal, InvalidArgument)
 
 
 def test_a_deserializer_of_unknown_type_is_checked_by_what_it_returns() -> None:
